@@ -16,6 +16,7 @@ from LiverResUNetLib.training.sampling import (
     LIVER_SLICE,
     TUMOR_SLICE,
     BalancedSliceSampler,
+    lesion_slices,
     patch_corners,
     slice_categories,
 )
@@ -73,6 +74,22 @@ def test_sampler_draws_the_asked_shares_deterministically():
     assert not np.array_equal(sampler.epoch_indices(1, 5000), drawn)
 
 
+def test_lesions_are_found_per_case_and_drawn_equally_often():
+    labels = np.zeros((14, 8, 8), np.uint8)
+    labels[0:10, 1:4, 1:4] = 2  # case a: a large lesion over ten slices...
+    labels[4:6, 6, 6] = 2  # ...and a small one beside it, on two of them
+    labels[11:13, 2, 2] = 2  # case b starts at slice 10; its lesion touches no slice of case a's
+    case_of_slice = np.array([0] * 10 + [1] * 4)
+    lesions = lesion_slices(labels, case_of_slice)
+    assert sorted(map(list, lesions)) == [list(range(10)), [4, 5], [11, 12]]
+    categories = slice_categories(labels)
+    drawn = BalancedSliceSampler(categories, (0, 0, 1), seed=0, lesions=lesions).epoch_indices(0, 6000)
+    small_lesion_share = np.isin(drawn, [11, 12]).mean()
+    assert abs(small_lesion_share - 1 / 3) < 0.03  # uniform slices would give it 2/12
+    uniform = BalancedSliceSampler(categories, (0, 0, 1), seed=0).epoch_indices(0, 6000)
+    assert abs(np.isin(uniform, [11, 12]).mean() - 2 / 12) < 0.03
+
+
 def test_sampler_skips_empty_categories():
     sampler = BalancedSliceSampler(np.array([BACKGROUND_SLICE, LIVER_SLICE]), (0.2, 0.4, 0.4), seed=0)
     assert np.allclose(sampler.probabilities, (1 / 3, 2 / 3, 0))
@@ -98,6 +115,16 @@ def test_patches_hold_the_slice_category_and_stay_inside():
         (_, _), (row, column), (tumor_row, tumor_column) = corners
         assert (labels[1, row:row + 16, column:column + 16] == 1).any()
         assert (labels[2, tumor_row:tumor_row + 16, tumor_column:tumor_column + 16] == 2).any()
+
+
+def test_patches_visit_each_tumour_of_a_slice_whatever_its_size():
+    labels = np.zeros((1, 64, 64), np.uint8)
+    labels[0, 2:30, 2:30] = 2  # 784 pixels
+    labels[0, 60, 60] = 2  # one pixel
+    rng = np.random.default_rng(0)
+    corners = np.concatenate([patch_corners(labels, [TUMOR_SLICE], 16, rng) for _ in range(400)])
+    near_small_tumour = ((corners >= 44) & (corners <= 48)).all(axis=1).mean()
+    assert 0.4 < near_small_tumour < 0.6
 
 
 def test_slice_set_batches_stack_neighbours_and_cut_aligned_patches():

@@ -205,7 +205,8 @@ def generate_patient(seed, size=64, number=1, slices=None, slice_spacing=None):
     tumours = body.paint_lesions(tissues, scenario, organs)
 
     hu = ndimage.gaussian_filter(tissues.image(), sigma=(0.0, 0.6, 0.6), truncate=2.5)
-    hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(rng.uniform(10.0, 20.0))
+    noise_rng = np.random.default_rng([seed, number, 1])  # its own stream: the same patient at any matrix size
+    hu += noise_rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_sd(noise_rng.uniform(10, 20), size))
     ct_array = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
     masks = _structure_masks(tissues, organs, tumours, scenario)
     tumour_voxels = np.zeros(grid.shape, dtype=bool)
@@ -218,6 +219,15 @@ def generate_patient(seed, size=64, number=1, slices=None, slice_spacing=None):
     description = f"LiverResUNet phantom, seed {seed}, patient {number}"
     ct = Volume(ct_array, grid.spacing, grid.origin, np.eye(3), {"description": description})
     return PhantomPatient(number, seed, ct, ct.with_array(label, description=description), masks, tumours, scenario)
+
+
+def noise_sd(sd_at_512, size):
+    """Standard deviation (HU) of the image noise at matrix ``size`` for a CT with ``sd_at_512`` at 512.
+
+    Quantum noise variance falls with the voxel's area: averaging 2 x 2 pixels of a 512 matrix, as a
+    256-pixel phantom (or a real CT downsampled to the network's input) does, halves the standard deviation.
+    """
+    return sd_at_512 * size / 512
 
 
 def _structure_masks(tissues, organs, tumours, scenario):

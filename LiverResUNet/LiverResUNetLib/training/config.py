@@ -29,11 +29,12 @@ class SplitConfig:
 @dataclass
 class SamplingConfig:
     """Share of each batch drawn from slices with tumour, with liver but no tumour, and with neither;
-    optionally patches of those slices centred near their tumour or liver."""
+    tumour slices drawn lesion by lesion; optionally patches of those slices centred near their tumour or liver."""
 
     tumor_fraction: float = 0.4
     liver_fraction: float = 0.4
     background_fraction: float = 0.2
+    balance_lesions: bool = True
     patch_size: typing.Optional[int] = None
 
 

@@ -29,7 +29,7 @@ from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import TrainConfig, resume_differences, write_config
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
-from LiverResUNetLib.training.sampling import BalancedSliceSampler
+from LiverResUNetLib.training.sampling import BalancedSliceSampler, lesion_slices
 from LiverResUNetLib.training.slices import build_slice_set, case_slices
 from LiverResUNetLib.training.splits import make_splits
 from LiverResUNetLib.training.validation import validate
@@ -142,8 +142,10 @@ class _Run:
                                       dataset.params.context_slices)
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
+        lesions = lesion_slices(self.slices.labels, self.slices.case_of_slice) \
+            if config.sampling.balance_lesions else None
         self.sampler = BalancedSliceSampler(self.slices.categories, fractions, config.seed,
-                                            self.context.rank, self.context.world_size)
+                                            self.context.rank, self.context.world_size, lesions)
         torch.manual_seed(config.seed)
         self.network = build_network(dataset.architecture).to(self.context.device)
         self.model = distributed.wrap_network(self.network, self.context)

@@ -2,9 +2,12 @@
 
 In an abdominal CT most slices hold no liver and only a few hold tumour; drawing slices uniformly would
 teach the network mostly "background". The sampler draws each batch element from a category (tumour,
-liver without tumour, neither) with fixed probabilities, then a slice of that category uniformly.
-Optionally each slice is cut to a patch centred near its tumour or liver (nnU-Net's foreground
-over-sampling), so the rare tumour pixels fill a larger share of every batch for less computation.
+liver without tumour, neither) with fixed probabilities, then a slice of that category. Tumour slices are
+drawn lesion by lesion (a lesion uniformly, then one of its slices): a 40 mm tumour spans ten times the
+slices of a 4 mm one, and drawing slices uniformly would leave the small lesions, the ones that are hard to
+find, almost unseen. Optionally each slice is cut to a patch centred near one of its tumours or its liver
+(nnU-Net's foreground over-sampling), so the rare tumour pixels fill a larger share of every batch for less
+computation.
 
 The draws of an epoch depend only on (seed, epoch), so a run resumed mid-epoch continues with exactly the
 slices it would have seen, and every DDP process computes the same draws and keeps its own share of them
@@ -12,6 +15,7 @@ slices it would have seen, and every DDP process computes the same draws and kee
 """
 
 import numpy as np
+from scipy import ndimage
 
 BACKGROUND_SLICE, LIVER_SLICE, TUMOR_SLICE = 0, 1, 2
 
@@ -26,6 +30,22 @@ def slice_categories(labels):
     return categories
 
 
+def lesion_slices(labels, case_of_slice):
+    """The slice indices of every tumour lesion (a 3D connected component of label 2 within one case).
+
+    Args:
+        labels: ``[n, rows, columns]`` label slices of several cases, stacked.
+        case_of_slice: ``[n]`` which case each slice belongs to (a case's slices are consecutive).
+    """
+    lesions = []
+    for case in np.unique(case_of_slice):
+        first = int(np.flatnonzero(case_of_slice == case)[0])
+        components, _ = ndimage.label(labels[case_of_slice == case] == 2)
+        # A connected lesion has voxels on every slice between its first and its last.
+        lesions += [first + np.arange(extent[0].start, extent[0].stop) for extent in ndimage.find_objects(components)]
+    return lesions
+
+
 class BalancedSliceSampler:
     """Draws slice indices with a fixed share of tumour, liver and background slices.
 
@@ -35,9 +55,11 @@ class BalancedSliceSampler:
             skipped and the other shares renormalised.
         seed: base seed; the draws of epoch ``e`` are a function of ``(seed, e)`` only.
         rank, world_size: this process's place among DDP processes; each keeps every ``world_size``-th draw.
+        lesions: the slice indices of each tumour lesion (see :func:`lesion_slices`); tumour draws then pick
+            a lesion uniformly, then one of its slices. None draws tumour slices uniformly.
     """
 
-    def __init__(self, categories, fractions, seed, rank=0, world_size=1):
+    def __init__(self, categories, fractions, seed, rank=0, world_size=1, lesions=None):
         categories = np.asarray(categories)
         self.members = [np.flatnonzero(categories == category) for category in
                         (BACKGROUND_SLICE, LIVER_SLICE, TUMOR_SLICE)]
@@ -48,6 +70,7 @@ class BalancedSliceSampler:
         if weights.sum() <= 0:
             raise ValueError("there are no slices to sample from")
         self.probabilities = weights / weights.sum()
+        self.lesions = [np.asarray(slices) for slices in lesions or ()]
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
 
     def epoch_indices(self, epoch, count):
@@ -55,11 +78,15 @@ class BalancedSliceSampler:
         rng = np.random.default_rng([self.seed, int(epoch)])
         total = count * self.world_size
         chosen = rng.choice(3, size=total, p=self.probabilities)
-        positions = rng.random(total)
+        positions, within = rng.random(total), rng.random(total)
         indices = np.empty(total, dtype=np.int64)
         for category, members in enumerate(self.members):
-            picked = chosen == category
-            if picked.any():
+            picked = np.flatnonzero(chosen == category)
+            if category == TUMOR_SLICE and self.lesions:
+                for draw in picked:
+                    slices = self.lesions[int(positions[draw] * len(self.lesions))]
+                    indices[draw] = slices[int(within[draw] * len(slices))]
+            elif picked.size:
                 indices[picked] = members[(positions[picked] * len(members)).astype(np.int64)]
         return indices[self.rank::self.world_size]
 
@@ -67,8 +94,9 @@ class BalancedSliceSampler:
 def patch_corners(labels, categories, patch_size, rng):
     """Top-left corners ``[n, 2]`` of ``patch_size`` patches around each slice's tumour / liver / anywhere.
 
-    The patch centre is a random pixel of the slice's category (tumour for tumour slices, liver for liver
-    slices, any pixel otherwise) moved by up to a quarter patch, then the patch is kept inside the slice.
+    The patch centre is a random pixel of the slice's category (of one tumour, picked uniformly among the
+    slice's tumours, for tumour slices; of the liver for liver slices; any pixel otherwise) moved by up to a
+    quarter patch, then the patch is kept inside the slice.
 
     Args:
         labels: ``[n, size, size]`` label slices.
@@ -80,7 +108,8 @@ def patch_corners(labels, categories, patch_size, rng):
     corners = np.empty((len(labels), 2), dtype=np.int64)
     for number, (label, category) in enumerate(zip(labels, categories)):
         if category == TUMOR_SLICE:
-            candidates = np.flatnonzero(label == 2)
+            tumours, count = ndimage.label(label == 2)
+            candidates = np.flatnonzero(tumours == rng.integers(1, count + 1))
         elif category == LIVER_SLICE:
             candidates = np.flatnonzero(label > 0)
         else:
