@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from LiverResUNetLib.records import dataclass_from_dict
 from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR
 
 
@@ -36,10 +37,7 @@ class PostprocessOptions:
     @classmethod
     def from_dict(cls, values):
         """Options from a dict; ValueError naming unknown keys."""
-        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown post-processing options: {', '.join(unknown)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "post-processing options")
 
 
 def postprocess(labels, spacing, options=None):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from LiverResUNetLib.records import dataclass_from_dict
+
 EQUALIZATIONS = ("global", "clahe", "none")
 
 
@@ -62,10 +64,7 @@ class PreprocessingParams:
     @classmethod
     def from_dict(cls, values):
         """Parameters from a (model card) dict; ValueError naming unknown keys or bad values."""
-        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown preprocessing parameters: {', '.join(unknown)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "preprocessing parameters")
 
 
 def window_hu(hu, window):
