@@ -95,3 +95,13 @@ def test_documented_config_lists_every_option_with_its_default():
             assert documented[section] == value, f"config.yaml's '{section}' differs from the code's defaults"
     assert load_config(DOCUMENTED).to_dict() == {**defaults, "network": documented["network"],
                                                  "preprocessing": documented["preprocessing"]}
+
+
+def test_the_quick_cpu_file_is_a_valid_configuration():
+    from LiverResUNetLib.model.resunet import build_network, default_architecture
+
+    config = load_config(DOCUMENTED.with_name("phantom_cpu.yaml"))
+    multiple = build_network(default_architecture()).size_multiple
+    patch, size = config.sampling.patch_size, config.preprocessing["input_size"]
+    assert patch % multiple == 0 and patch <= size, "train cannot cut these patches"
+    assert config.optimization.early_stopping_patience == 0, "it trains on the clock (--max-minutes)"
