@@ -16,6 +16,7 @@ from LiverResUNetLib.io.dicom_series import read_series
 from LiverResUNetLib.io.image_file import read_image, write_image
 from LiverResUNetLib.model.model_file import load_model
 from LiverResUNetLib.scene.results_table import COLUMNS
+from LiverResUNetLib.scene.segment_command import expand_inputs
 from LiverResUNetLib.scene.segmentation_nodes import segmentation_to_labels
 
 
@@ -95,6 +96,13 @@ def test_every_ct_series_of_a_folder_is_a_case_unless_one_is_chosen(tmp_path, ti
     assert segment("--model", tiny_model_path, "--input", tmp_path / "study", "--series-uid", chosen,
                    "--output", single) == 0
     assert single.is_file()
+
+
+def test_a_generic_dicom_folder_is_named_after_its_patient_folder(tmp_path):
+    write_series(tmp_path / "3Dircadb1.17" / "PATIENT_DICOM", ct_hu())
+    write_series(tmp_path / "scan 2" / "DICOM", ct_hu())
+    cases = expand_inputs([tmp_path / "3Dircadb1.17" / "PATIENT_DICOM", tmp_path / "scan 2" / "DICOM"])
+    assert [case.name for case in cases] == ["3Dircadb1.17", "scan_2"]
 
 
 @pytest.mark.parametrize("output, message", [("liver.vtk", "must end in"), ("several.seg.nrrd", "give a folder")])

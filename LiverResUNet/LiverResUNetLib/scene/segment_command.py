@@ -7,7 +7,9 @@ Each --input is a DICOM folder (every CT series found in it is one case) or an i
 One case: --output is the file to write, a .seg.nrrd (segments "Liver" and "Liver tumor") or a label map
 .nii.gz / .nrrd (0 background, 1 liver, 2 liver tumour, on the input's grid); --table the CSV of results
 (liver volume, tumour count, volume and burden, per-lesion volume, longest axial diameter and centroid).
-Several cases: --output (and --table) are folders receiving <case><--format> (and <case>.csv).
+Several cases: --output (and --table) are folders receiving <case><--format> (and <case>.csv). A case is
+named after its file or DICOM folder (after the folder above for one called PATIENT_DICOM or DICOM, as in
+3D-IRCADb-01), with the series description added when a folder holds several CT series.
 A case that fails is reported and the others go on; a summary ends the run; the exit code is 1 when any failed.
 
 examples:
@@ -65,6 +67,18 @@ def _image_name(path):
     return path.stem
 
 
+# DICOM folder names that say nothing about the patient: the case is named after the folder holding them
+# (3D-IRCADb-01 keeps every patient's CT in <patient>/PATIENT_DICOM).
+GENERIC_DICOM_FOLDERS = {"patient_dicom", "dicom"}
+
+
+def _folder_name(path):
+    path = path.resolve()
+    if path.name.lower() in GENERIC_DICOM_FOLDERS and path.parent.name:
+        return path.parent.name
+    return path.name
+
+
 def expand_inputs(inputs, series_uid=None):
     """The cases of the given inputs, named uniquely; an input that yields none is a failed case."""
     from LiverResUNetLib.errors import InputError, input_error
@@ -79,13 +93,15 @@ def expand_inputs(inputs, series_uid=None):
             series = [info for info in find_series(path) if info.modality.upper() == "CT"
                       and (series_uid is None or info.series_uid == series_uid)]
         except InputError as error:
-            cases.append(Case(_safe_name(path.name), path, error=error))
+            cases.append(Case(_safe_name(_folder_name(path)), path, error=error))
             continue
         if not series:
             which = f"with SeriesInstanceUID {series_uid}" if series_uid else "CT"
-            cases.append(Case(_safe_name(path.name), path, error=input_error(path, f"no {which} series found")))
+            cases.append(Case(_safe_name(_folder_name(path)), path,
+                              error=input_error(path, f"no {which} series found")))
         for info in series:
-            label = path.name if len(series) == 1 else f"{path.name}_{info.description or info.series_uid[-12:]}"
+            name = _folder_name(path)
+            label = name if len(series) == 1 else f"{name}_{info.description or info.series_uid[-12:]}"
             cases.append(Case(_safe_name(label), path, info))
     seen = {}
     for case in cases:
