@@ -11,7 +11,7 @@ The wall time of the whole `train` command (start-up, slice preparation, trainin
 figure compared with the 5-minute budget.
 
 Usage (from the repository root; writes benchmarks/output/train_phantoms/):
-    .venv/bin/python benchmarks/train_phantoms.py [--minutes 4.5] [--size 256] [--train 12] [--test 12]
+    .venv/bin/python benchmarks/train_phantoms.py [--minutes 4.5] [--size 256] [--train 12] [--test 24]
 Exit status 1 when a target is missed.
 """
 
@@ -36,7 +36,9 @@ def parse_arguments():
                         help="--max-minutes of `train` (its whole wall time must stay under 5 minutes)")
     parser.add_argument("--size", type=int, default=256, help="in-plane matrix of the phantom CTs (default 256)")
     parser.add_argument("--train", type=int, default=12, help="training patients (split into train / validation)")
-    parser.add_argument("--test", type=int, default=12, help="held-out test patients")
+    parser.add_argument("--test", type=int, default=24,
+                        help="held-out test patients (24: a per-case mean over a handful of tumour patients "
+                             "swings by 0.1 with which patients they are)")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (the training seed is 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")
     return parser.parse_args()
