@@ -89,18 +89,17 @@ def expand_inputs(inputs, series_uid=None):
         if not path.is_dir():
             cases.append(Case(_safe_name(_image_name(path)), path))
             continue
+        name = _folder_name(path)
         try:
             series = [info for info in find_series(path) if info.modality.upper() == "CT"
                       and (series_uid is None or info.series_uid == series_uid)]
         except InputError as error:
-            cases.append(Case(_safe_name(_folder_name(path)), path, error=error))
+            cases.append(Case(_safe_name(name), path, error=error))
             continue
         if not series:
             which = f"with SeriesInstanceUID {series_uid}" if series_uid else "CT"
-            cases.append(Case(_safe_name(_folder_name(path)), path,
-                              error=input_error(path, f"no {which} series found")))
+            cases.append(Case(_safe_name(name), path, error=input_error(path, f"no {which} series found")))
         for info in series:
-            name = _folder_name(path)
             label = name if len(series) == 1 else f"{name}_{info.description or info.series_uid[-12:]}"
             cases.append(Case(_safe_name(label), path, info))
     seen = {}
