@@ -1,18 +1,29 @@
-"""Shared pytest set-up: paths to the real fixtures beside the repo."""
+"""Shared pytest set-up: the real fixtures in Testing/Data and the large real data beside the repo."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_FIXTURES = REPO.parent / "shared" / "fixtures" / "real"
+REAL_FIXTURES = REPO / "Testing" / "Data"
+REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"
 
 
 @pytest.fixture(scope="session")
 def real_fixtures():
-    if not REAL_FIXTURES.is_dir():
-        pytest.fail(f"the real DICOM fixtures are missing: {REAL_FIXTURES} (the repo's shared folder must sit beside it)")
     return REAL_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def real_patients():
+    """The two real 3D-IRCADb-01 patients in ../shared/data: skipped in a user's clone, required in CI."""
+    if not (REAL_DATA / "3Dircadb1.1").is_dir() or not (REAL_DATA / "3Dircadb1.7").is_dir():
+        reason = f"the real 3D-IRCADb-01 patients are not beside the repo ({REAL_DATA})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true requires them")
+        pytest.skip(reason)
+    return REAL_DATA
 
 
 @pytest.fixture(scope="session")
