@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from LiverResUNetLib.cli import main
 from LiverResUNetLib.model.model_file import load_model, read_card
+from LiverResUNetLib.training.checkpoints import load_checkpoint
 
 # A network and input small enough to learn the phantom liver in a few seconds on one CPU core.
 TINY = ["--set", "preprocessing.input_size=32", "--set", "network.base_width=8", "--set", "network.depth=3",
@@ -159,3 +161,19 @@ def test_max_minutes_stops_mid_epoch_and_still_writes_the_model(tiny_phantom_dat
     history = json.loads((out / "history.json").read_text())["history"]
     assert len(history) == 1 and history[0]["partial"] is True and history[0]["steps"] < 50
     assert read_card(out / "model.pth")["training"]["epochs"] == 1
+
+
+def test_val_fraction_0_trains_on_every_patient_and_keeps_the_last_model(tiny_phantom_dataset, tmp_path, capsys):
+    out = tmp_path / "all"
+    assert main(["train", "--data", str(tiny_phantom_dataset), "--out", str(out), "--val-fraction", "0",
+                 "--epochs", "2", "--steps-per-epoch", "3", "--patience", "1", *TINY]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "model.pth")
+    model = load_model(out / "model.pth")
+    split = model.card["training"]["split"]
+    assert split["val"] == [] and split["train"] == ["3Dircadb1.1", "3Dircadb1.2", "3Dircadb1.3", "3Dircadb1.4"]
+    history = model.card["training"]["history"]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(row["val_liver_dice"] is None for row in history)
+    last = load_checkpoint(out / "checkpoint.pth")["network"]
+    for name, value in model.network.state_dict().items():
+        assert torch.equal(value, last[name]), name

@@ -42,6 +42,7 @@ def test_written_config_reads_back_identically(tmp_path):
     ("optimization:\n  epochs: many\n", "optimization.epochs must be int"),
     ("optimization:\n  epochs: 0\n", "optimization.epochs must be at least 1"),
     ("split:\n  fold: 1\n", "split.fold needs split.folds"),
+    ("split:\n  val_fraction: 1.0\n", "split.val_fraction must be at least 0"),
     ("optimization:\n  schedule: step\n", "optimization.schedule must be one of"),
     ("- a list\n", "must be a mapping"),
     ("seed: [unclosed\n", "not valid YAML"),

@@ -49,6 +49,12 @@ def test_kfold_validates_every_patient_exactly_once():
     assert chosen == [folds[2]] and chosen[0].fold == 2 and chosen[0].folds == 4
 
 
+def test_val_fraction_0_trains_every_patient_even_one():
+    split = make_splits(CASES, SplitConfig(val_fraction=0.0), seed=0, has_tumor=HAS_TUMOR)[0]
+    assert split.train == sorted(CASES) and split.val == [] and 'fold "all"' in split.method
+    assert holdout_split(["only.one"], 0.0, seed=0).train == ["only.one"]
+
+
 def test_too_few_patients_is_a_clear_error():
     with pytest.raises(InputError, match="at least 2"):
         holdout_split(["only.one"], 0.2, seed=0, source="/data/set")

@@ -3,9 +3,11 @@
 Patients are split into training and validation (patient-wise, seeded; --folds K for K-fold
 cross-validation). Batches over-sample slices with liver and tumour; the loss is soft Dice + cross-entropy;
 AdamW with warm-up and a cosine schedule; the best model by validation Dice is kept; training stops early
-when validation stops improving, after --max-minutes, or after the last epoch.
+when validation stops improving, after --max-minutes, or after the last epoch. --val-fraction 0 trains on
+every patient with no validation (nnU-Net's fold "all", for small cohorts): the whole schedule runs and the
+last model is kept.
 
-RUN receives model.pth (the best model, with its card), checkpoint.pth (rewritten atomically during training,
+RUN receives model.pth (the best model, or the last one without validation, with its card), checkpoint.pth (rewritten atomically during training,
 for --resume), history.json and config.yaml (every option used). Progress goes to standard error; the last
 line on standard output is the model file's path, so `train ... | tail -n 1` feeds `segment --model`.
 With --folds K (and no --fold) every fold is trained into RUN/fold_<i> and each model path is printed.
@@ -35,7 +37,8 @@ FLAGS = (
     ("--patience", "optimization.early_stopping_patience", int, "EPOCHS",
      "stop after this many epochs without a better validation Dice; 0 never stops early"),
     ("--val-fraction", "split.val_fraction", float, "F",
-     "share of patients held out for validation when not cross-validating"),
+     "share of patients held out for validation when not cross-validating; 0 trains on every patient with no "
+     "validation (nnU-Net's fold \"all\", for small cohorts): the full schedule runs and the last model is kept"),
     ("--folds", "split.folds", int, "K", "K-fold cross-validation over patients; trains every fold unless --fold"),
     ("--fold", "split.fold", int, "I", "train only fold I (0..K-1) of --folds K"),
     ("--seed", "seed", int, "S", "seed of the split, the initial weights, sampling and augmentation"),

@@ -19,7 +19,8 @@ from LiverResUNetLib.errors import input_error
 
 @dataclass
 class SplitConfig:
-    """How cases are divided between training and validation (always by patient, never by slice)."""
+    """How cases are divided between training and validation (always by patient, never by slice);
+    ``val_fraction`` 0 trains on every patient with no validation (nnU-Net's fold "all")."""
 
     val_fraction: float = 0.2
     folds: typing.Optional[int] = None
@@ -115,8 +116,8 @@ class TrainConfig:
         """Refuse values that are the right type but make no sense (InputError naming ``source``)."""
         split, sampling, optimization = self.split, self.sampling, self.optimization
         problems = []
-        if not 0.0 < split.val_fraction < 1.0:
-            problems.append("split.val_fraction must be between 0 and 1")
+        if not 0.0 <= split.val_fraction < 1.0:
+            problems.append("split.val_fraction must be at least 0 (0: train on every patient) and below 1")
         if split.folds is not None and split.folds < 2:
             problems.append("split.folds must be at least 2 (or null for a single train/validation split)")
         if split.fold is not None and (split.folds is None or not 0 <= split.fold < split.folds):

@@ -1,6 +1,7 @@
 """The training loop: epochs of balanced, augmented batches, validation on whole held-out volumes, checkpoints.
 
-A run folder holds ``model.pth`` (the best model by validation Dice, in the inference format with its card),
+A run folder holds ``model.pth`` (the best model by validation Dice, or the last one when the split holds
+no validation patient, in the inference format with its card),
 ``checkpoint.pth`` (everything needed to continue, rewritten atomically every few steps and after each
 epoch), ``history.json`` and ``config.yaml`` (the resolved configuration). ``train_model(..., resume=True)``
 continues from ``checkpoint.pth``; because every random draw depends only on (seed, epoch, step), the resumed
@@ -215,7 +216,7 @@ class _Run:
         epoch = self.state["epoch"]
         distributed.share_buffers_of_main(self.network, self.context)
         liver, tumor = validate(self.network, self._card(), self._validation_cases(), self.context,
-                                len(self.split.val))
+                                len(self.split.val)) if self.split.val else (None, None)
         loss_sum, loss_count = distributed.sum_across_processes(
             np.array([self.state["loss_sum"], self.state["loss_count"]], dtype=np.float64), self.context)
         row = {"epoch": epoch + 1, "train_loss": float(loss_sum / max(1, loss_count)),
@@ -227,7 +228,8 @@ class _Run:
         self.state["history"].append(row)
         score = _score(liver, tumor)
         best = self.state["best"]
-        if best is None or score > best["score"]:
+        # Without validation there is nothing to choose by: the last model is the one kept.
+        if best is None or not self.split.val or score > best["score"]:
             self.state["best"] = {"epoch": epoch + 1, "score": score, "val_liver_dice": liver,
                                   "val_tumor_dice": tumor}
             self.state["epochs_without_improvement"] = 0
@@ -246,7 +248,10 @@ class _Run:
         path = self.out / MODEL_FILE
         if self.context.is_main:
             self._save_model(load_model(path).network)
-            if self.progress:
+            if self.progress and not self.split.val:
+                self.progress(1.0, f"done: model of the last epoch ({self.state['best']['epoch']}) kept, "
+                                   "no validation (every patient trained)")
+            elif self.progress:
                 best = self.state["best"]
                 self.progress(1.0, f"done: best epoch {best['epoch']}, validation Dice liver "
                                    f"{_format(best['val_liver_dice'])}, tumour {_format(best['val_tumor_dice'])}")
@@ -322,7 +327,7 @@ class _Run:
 
     def _patience_exhausted(self):
         patience = self.config.optimization.early_stopping_patience
-        return patience > 0 and self.state["epochs_without_improvement"] >= patience
+        return patience > 0 and bool(self.split.val) and self.state["epochs_without_improvement"] >= patience
 
     def _share_of_time_limit(self, started):
         limit = self.config.runtime.max_minutes

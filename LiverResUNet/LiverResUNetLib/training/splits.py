@@ -37,12 +37,22 @@ def make_splits(case_ids, split_config, seed, has_tumor=None, source="dataset"):
 
 
 def holdout_split(case_ids, val_fraction, seed, has_tumor=None, source="dataset"):
-    """Hold out ``val_fraction`` of the patients (at least one) for validation."""
+    """Hold out ``val_fraction`` of the patients (at least one) for validation; 0 trains on every patient."""
+    if val_fraction == 0:
+        return all_patients_split(case_ids, seed, source)
     order = _stratified_order(case_ids, seed, has_tumor, source, minimum=2)
     count = min(len(order) - 1, max(1, round(val_fraction * len(order))))
     return Split(train=sorted(order[count:]), val=sorted(order[:count]), seed=seed,
                  method=f"patient-wise hold-out: {count} of {len(order)} patients for validation "
                         f"(seeded shuffle, tumour-free patients spread evenly)")
+
+
+def all_patients_split(case_ids, seed, source="dataset"):
+    """Every patient in training and none validated (nnU-Net's fold "all"), for cohorts too small to hold any out."""
+    order = _stratified_order(case_ids, seed, None, source, minimum=1)
+    return Split(train=sorted(order), val=[], seed=seed,
+                 method=f"all {len(order)} patients trained, none held out (fold \"all\": fixed schedule, "
+                        f"last model kept)")
 
 
 def kfold_splits(case_ids, folds, seed, has_tumor=None, source="dataset"):
