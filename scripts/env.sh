@@ -5,7 +5,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"
 stamp="$venv/.requirements.sha256"
-wanted="$(cat "$repo/requirements.txt" "$repo/scripts/env.sh" | sha256sum | cut -d' ' -f1)"
+wanted="$(cat "$repo/requirements.txt" "$repo/pyproject.toml" "$repo/scripts/env.sh" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "Setting up $venv (first run: a few minutes)..." >&2
   python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
@@ -13,10 +13,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   # torch first and pinned: a plain 'torch' requirement would pull a multi-GB CUDA build.
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo/requirements.txt"
-  # Make the core importable as in Slicer, where the module folder is on sys.path.
+  # The project itself, editable, with its test and benchmark extras; requirements.txt pins every version.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$repo/requirements.txt" \
+    -e "$repo[test,bench]"
+  # The trainer module's folder on sys.path too, as in Slicer, where both module folders are.
   site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  printf '%s\n%s\n' "$repo/LiverResUNet" "$repo/LiverResUNetTrainer" > "$site/liverresunet.pth"
+  rm -f "$site/liverresunet.pth"
+  echo "$repo/LiverResUNetTrainer" > "$site/liverresunet-trainer.pth"
   echo "$wanted" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -9,6 +9,7 @@ modules import their heavy dependencies (torch, MRML) inside ``run`` so that ``-
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from LiverResUNetLib.errors import InputError
 
@@ -30,9 +31,15 @@ def print_progress(fraction, message):
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
 
+def program_name():
+    """How the user started the commands: ``liverresunet``, ``python -m LiverResUNetLib`` or the trainer script."""
+    name = Path(sys.argv[0]).name
+    return "python -m LiverResUNetLib" if name in ("__main__.py", "") else name
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="LiverResUNetLib",
+        prog=program_name(),
         description="Liver and liver-tumour segmentation of abdominal CT with a 2D ResUNet.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, summary) in COMMANDS.items():

@@ -36,7 +36,7 @@ class LoadedModel:
 
     network: object
     card: dict
-    path: Path = None
+    path: Path | None = None
 
     @property
     def preprocessing(self):

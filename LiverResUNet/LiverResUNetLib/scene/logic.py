@@ -40,7 +40,7 @@ class SegmentOptions:
     outputSegmentation: object = None
     replaceEdited: bool = False
     closedSurface: bool = True
-    batchSize: int = None
+    batchSize: int | None = None
 
 
 def describe_model_card(card):

@@ -52,7 +52,7 @@ class Case:
     name: str
     path: Path
     series: object = None  # io.dicom_series.SeriesInfo for DICOM input
-    error: Exception = None  # why the input gave no volume to segment
+    error: Exception | None = None  # why the input gave no volume to segment
 
 
 def _safe_name(text):
