@@ -1,6 +1,7 @@
 """Shared pytest set-up: the real fixtures in Testing/Data and the large real data beside the repo."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,23 @@ def real_patients():
             pytest.fail(f"{reason}; CI=true requires them")
         pytest.skip(reason)
     return REAL_DATA
+
+
+def required_program(name, package):
+    """The path of an installed program the tests need: skipped in a user's clone without it, required in CI."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (Debian package {package}; .ci/run installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true requires it")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def dciodvfy():
+    """dicom3tools' DICOM validator: ``dciodvfy FILE`` lists what the standard's IODs require."""
+    return required_program("dciodvfy", "dicom3tools")
 
 
 @pytest.fixture(scope="session")

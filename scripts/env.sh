@@ -13,9 +13,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   # torch first and pinned: a plain 'torch' requirement would pull a multi-GB CUDA build.
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.13.0
-  # The project itself, editable, with its test and benchmark extras; requirements.txt pins every version.
+  # The project itself, editable, with its test, benchmark and DICOM extras; requirements.txt pins every version.
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$repo/requirements.txt" \
-    -e "$repo[test,bench]"
+    -e "$repo[test,bench,dicom]"
   # The trainer module's folder on sys.path too, as in Slicer, where both module folders are.
   site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   rm -f "$site/liverresunet.pth"

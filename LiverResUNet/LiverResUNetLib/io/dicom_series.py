@@ -52,6 +52,13 @@ def _text(header, keyword):
     return str(header.get(keyword) or "").strip()
 
 
+def instance_identity(header):
+    """(SOPClassUID, SOPInstanceUID) of a file, from its file meta header where an anonymiser emptied them."""
+    meta = getattr(header, "file_meta", None) or {}
+    return (_text(header, "SOPClassUID") or str(meta.get("MediaStorageSOPClassUID") or "").strip(),
+            _text(header, "SOPInstanceUID") or str(meta.get("MediaStorageSOPInstanceUID") or "").strip())
+
+
 def _series_uid(header):
     """SeriesInstanceUID, or a UID derived from the series' other identifying attributes when it is empty."""
     uid = _text(header, "SeriesInstanceUID")
@@ -199,6 +206,21 @@ def _choose(series, others, where, series_uid, modality):
     return matching[0].series_uid
 
 
+def read_series_headers(source, series_uid=None, modality="CT"):
+    """The headers (pixel data not read) of one DICOM series, checked and ordered along the slice normal.
+
+    Args and refusals as :func:`read_series` (a transfer syntax that cannot be decoded included), except that
+    no pixel is decoded: this is what a DICOM SEG
+    writer needs to reference the series. Returns ``(stack, series_uid, where)``: the
+    ``slice_stack.SliceStack``, the series' UID and the folder or file named in messages.
+    """
+    files, where, strict = _source_files(source)
+    series, others = _group(files, where, strict)
+    uid = _choose(series, others, where, series_uid, modality)
+    check_decodable(series[uid], where)
+    return stack_slices(series[uid], where), uid, where
+
+
 def read_series(source, series_uid=None, modality="CT", progress=None, cancel=None):
     """Read one DICOM series as a Volume in Hounsfield units (slope and intercept applied) with exact geometry.
 
@@ -212,23 +234,21 @@ def read_series(source, series_uid=None, modality="CT", progress=None, cancel=No
     Returns:
         A Volume indexed ``[k, j, i]`` with k along the slice normal towards increasing position; int16 when
         the rescaled values are integers that fit, float32 otherwise. ``metadata`` holds series_uid, modality,
-        description, patient_name, patient_id, study_date and source.
+        description, patient_name, patient_id, study_date, source, and study_uid, frame_of_reference_uid
+        ('' when absent) and sop_instance_uids (one per slice, in k order) to tie a DICOM SEG to it.
 
     Raises:
         InputError: naming the folder or file and the reason: no DICOM image, no series of ``modality``, several
             series and no ``series_uid``, unknown ``series_uid``, inconsistent slices, missing or duplicate
             slices, truncated or corrupt files, or a transfer syntax that cannot be decoded.
     """
-    files, where, strict = _source_files(source)
-    series, others = _group(files, where, strict)
-    uid = _choose(series, others, where, series_uid, modality)
-    headers = series[uid]
-    check_decodable(headers, where)
-    stack = stack_slices(headers, where)
+    stack, uid, where = read_series_headers(source, series_uid, modality)
     array = read_hounsfield(stack.headers, where, progress, cancel)
     first = stack.headers[0]
     metadata = {"series_uid": uid, "modality": _text(first, "Modality"),
                 "description": _text(first, "SeriesDescription"), "patient_name": _text(first, "PatientName"),
                 "patient_id": _text(first, "PatientID"), "study_date": _text(first, "StudyDate"),
-                "source": str(where)}
+                "source": str(where), "study_uid": _text(first, "StudyInstanceUID"),
+                "frame_of_reference_uid": _text(first, "FrameOfReferenceUID"),
+                "sop_instance_uids": [instance_identity(header)[1] for header in stack.headers]}
     return Volume(array, stack.spacing, stack.origin, stack.direction, metadata)

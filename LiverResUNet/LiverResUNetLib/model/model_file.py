@@ -8,6 +8,7 @@ trained with, the class names, how it was trained, its validation metrics and th
 """
 
 import datetime
+import hashlib
 import json
 import pickle
 import platform
@@ -68,6 +69,14 @@ def new_card(architecture, preprocessing, training=None, metrics=None):
                      "python": platform.python_version()},
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
+
+
+def model_identity(card):
+    """A short, stable name of a trained model (12 hex digits of its card's digest), e.g. in DICOM SEG headers.
+
+    The card records when and on what the model was trained, so two trainings never share it.
+    """
+    return hashlib.sha256(json.dumps(card, sort_keys=True).encode("utf-8")).hexdigest()[:12]
 
 
 def save_model(path, network, card):

@@ -4,8 +4,9 @@ Each --input is a DICOM folder (every CT series found in it is one case) or an i
 .nrrd, .mha). Each case goes through the Slicer module's own logic on Slicer's MRML (slicer-core), so the
 .seg.nrrd written here is the file a Slicer user would save.
 
-One case: --output is the file to write, a .seg.nrrd (segments "Liver" and "Liver tumor") or a label map
-.nii.gz / .nrrd (0 background, 1 liver, 2 liver tumour, on the input's grid); --table the CSV of results
+One case: --output is the file to write, a .seg.nrrd (segments "Liver" and "Liver tumor"), a label map
+.nii.gz / .nrrd (0 background, 1 liver, 2 liver tumour, on the input's grid) or, for a DICOM series, a DICOM
+SEG .dcm (same patient and study, a new series referencing the CT; send it to the PACS); --table the CSV of results
 (liver volume, tumour count, volume and burden, per-lesion volume, longest axial diameter and centroid).
 Several cases: --output (and --table) are folders receiving <case><--format> (and <case>.csv). A case is
 named after its file or DICOM folder (after the folder above for one called PATIENT_DICOM or DICOM, as in
@@ -15,6 +16,7 @@ A case that fails is reported and the others go on; a summary ends the run; the 
 examples:
   python -m LiverResUNetLib segment --model liver.pt --input CT_DIR --output liver.seg.nrrd --table results.csv
   python -m LiverResUNetLib segment --model liver.pt --input a.nii.gz --input DICOM_ROOT --output out/
+  python -m LiverResUNetLib segment --model liver.pt --input CT_DIR --output liver_seg.dcm
 """
 
 import re
@@ -22,7 +24,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-SEGMENTATION_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd")
+DICOM_SEG_SUFFIX = ".dcm"
+SEGMENTATION_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", DICOM_SEG_SUFFIX)
 
 
 def add_arguments(parser):
@@ -30,11 +33,13 @@ def add_arguments(parser):
     parser.add_argument("--input", required=True, action="append", type=Path, metavar="DICOM_DIR|IMAGE",
                         help="a DICOM folder or an image file; repeat for a batch")
     parser.add_argument("--output", required=True, type=Path, metavar="FILE|FOLDER",
-                        help="segmentation file (one case: .seg.nrrd, .nii.gz or .nrrd) or folder (several cases)")
+                        help="segmentation file (one case: .seg.nrrd, .nii.gz, .nrrd, or .dcm = DICOM SEG of a DICOM "
+                             "series) or folder (several cases)")
     parser.add_argument("--table", type=Path, metavar="CSV|FOLDER",
                         help="results table: a CSV file (one case) or a folder (several cases)")
     parser.add_argument("--format", choices=SEGMENTATION_FORMATS, default=".seg.nrrd",
-                        help="file type written for each case when --output is a folder (default: .seg.nrrd)")
+                        help="file type written for each case when --output is a folder (default: .seg.nrrd; .dcm: "
+                             "DICOM SEG)")
     parser.add_argument("--series-uid", help="segment only the DICOM series with this SeriesInstanceUID")
     parser.add_argument("--device", choices=("auto", "cuda", "mps", "cpu"), default="auto",
                         help="where the network runs (default: auto = CUDA, then MPS, then CPU)")
@@ -110,6 +115,11 @@ def expand_inputs(inputs, series_uid=None):
     return cases
 
 
+def is_dicom_seg_path(path):
+    """True when ``path`` names a DICOM SEG file to write."""
+    return Path(path).name.lower().endswith(DICOM_SEG_SUFFIX)
+
+
 def output_paths(cases, output, table, file_format):
     """(segmentation path, table path or None) per case; one case writes to the given files, several to
     folders."""
@@ -117,11 +127,12 @@ def output_paths(cases, output, table, file_format):
     from LiverResUNetLib.scene.files import is_segmentation_path
 
     if len(cases) == 1:
-        if not is_segmentation_path(output):
-            raise input_error(output, "the output must end in .seg.nrrd, .nii.gz or .nrrd")
+        if not (is_segmentation_path(output) or is_dicom_seg_path(output)):
+            raise input_error(output, "the output must end in .seg.nrrd, .nii.gz, .nrrd or .dcm (DICOM SEG)")
         return [(output, table)]
     for folder in (output, table):
-        if folder is not None and (folder.is_file() or is_segmentation_path(folder) or folder.suffix == ".csv"):
+        if folder is not None and (folder.is_file() or is_segmentation_path(folder) or is_dicom_seg_path(folder)
+                                   or folder.suffix == ".csv"):
             raise input_error(folder, f"{len(cases)} cases to segment: give a folder, not a file")
     return [(output / f"{case.name}{file_format}", table / f"{case.name}.csv" if table else None) for case in cases]
 
@@ -151,6 +162,25 @@ class _ProgressPrinter:
             print(f"{self.prefix} {fraction:4.0%} {message}", file=sys.stderr, flush=True)
 
 
+def _check_dicom_seg_input(case, path):
+    """Refuse, before any work, a DICOM SEG output for an image-file input (a SEG references DICOM instances)."""
+    from LiverResUNetLib.errors import input_error
+
+    if is_dicom_seg_path(path) and case.series is None:
+        raise input_error(case.path, "a DICOM SEG is written for a DICOM series input only, and this is an image "
+                                     "file: write .seg.nrrd or .nii.gz instead")
+
+
+def write_dicom_seg(logic, segmentation, volume_node, series, card, path, progress):
+    """Write the segmentation as a DICOM SEG of the CT series it was made from; notes go to ``progress``."""
+    from LiverResUNetLib.dicomseg.writer import write_seg
+    from LiverResUNetLib.io.dicom_series import read_series_headers
+
+    stack, series_uid, _ = read_series_headers(series.files)
+    for note in write_seg(logic.labelVolume(segmentation, volume_node), stack, series_uid, card, path):
+        progress(1.0, f"note: {note}")
+
+
 def segment_case(case, model, segmentation_path, table_path, args, postprocess, progress):
     """Segment one case in a scene of its own; write its files; return the results table's rows."""
     import slicer
@@ -161,12 +191,16 @@ def segment_case(case, model, segmentation_path, table_path, args, postprocess, 
     from LiverResUNetLib.scene.results_table import table_rows
     from LiverResUNetLib.scene.volume_nodes import node_to_volume
 
+    _check_dicom_seg_input(case, segmentation_path)
     scene = slicer.vtkMRMLScene()
     volume_node = read_dicom_series_node(scene, case.series) if case.series else read_image_node(scene, case.path)
     logic = SegmentLiverLogic(scene)
     options = SegmentOptions(postprocess=postprocess, closedSurface=False, batchSize=args.batch_size)
     segmentation = logic.process(volume_node, model, args.device, options, progress)
-    write_segmentation(segmentation, segmentation_path, node_to_volume(volume_node))
+    if is_dicom_seg_path(segmentation_path):
+        write_dicom_seg(logic, segmentation, volume_node, case.series, model.card, segmentation_path, progress)
+    else:
+        write_segmentation(segmentation, segmentation_path, node_to_volume(volume_node))
     table = logic.resultsTable(segmentation)
     if table_path is not None:
         write_table_csv(table, table_path)
@@ -195,6 +229,7 @@ def _summary(results):
 def run(args):
     import vtk
 
+    from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
     from LiverResUNetLib.errors import InputError, input_error
     from LiverResUNetLib.model.model_file import load_model
 
@@ -204,9 +239,11 @@ def run(args):
     model = load_model(args.model)
     postprocess = _postprocess_options(args)
     cases = expand_inputs(args.input, args.series_uid)
+    outputs = output_paths(cases, args.output, args.table, args.format)
+    if any(is_dicom_seg_path(path) for path, _ in outputs):
+        import_highdicom()  # refused here, before any work, where highdicom cannot run (Slicer 5.10)
     results = []
-    for number, (case, (segmentation_path, table_path)) in enumerate(
-            zip(cases, output_paths(cases, args.output, args.table, args.format)), start=1):
+    for number, (case, (segmentation_path, table_path)) in enumerate(zip(cases, outputs), start=1):
         prefix = f"[{number}/{len(cases)}] {case.name}:"
         try:
             if case.error is not None:

@@ -7,7 +7,6 @@ in a scene, so a result can be built completely before the scene sees any of it.
 """
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,16 +14,13 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from LiverResUNetLib.dicomseg.codes import segment_role
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, vtk_matrix
 from LiverResUNetLib.volume import LIVER, TUMOR
 
 BINARY_LABELMAP = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
 CLOSED_SURFACE = slicer.vtkSegmentationConverter.GetSegmentationClosedSurfaceRepresentationName()
-LIVER_CODE = "10200004"
-NEOPLASM_CODES = {"108369006", "86049000", "14799000"}  # neoplasm; primary; secondary
-# Names that mark a tumour segment made elsewhere (3D-IRCADb's "livertumor01", a user's "Lesion 2"...).
-TUMOR_NAME = re.compile(r"tumou?r|lesion|metasta|neoplasm")
 
 
 @dataclass(frozen=True)
@@ -117,30 +113,16 @@ def _terminology_codes(segment):
 
 
 def segment_roles(segmentation_node):
-    """IDs of the segments that are liver and that are liver tumour.
-
-    The terminology decides when it says liver or neoplasm (a neoplasm of another organ is not a liver
-    tumour); otherwise the name does ("liver"; "livertumor01", "Lesion 2"...), so that segmentations made
-    elsewhere with a generic terminology are understood too.
-    """
+    """IDs of the segments that are liver and that are liver tumour (``dicomseg.codes.segment_role`` decides),
+    so that segmentations made elsewhere with a generic terminology are understood too."""
     segmentation = segmentation_node.GetSegmentation()
-    liver, tumor = [], []
+    roles = {LIVER: [], TUMOR: []}
     for index in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(index)
-        type_code, region_code = _terminology_codes(segment)
-        name = segment.GetName().strip().lower()
-        if type_code in NEOPLASM_CODES:
-            is_liver, is_tumor = False, region_code in ("", LIVER_CODE)
-        elif type_code == LIVER_CODE:
-            is_liver, is_tumor = True, False
-        else:
-            is_tumor = bool(TUMOR_NAME.search(name))
-            is_liver = not is_tumor and name == "liver"
-        if is_tumor:
-            tumor.append(segmentation.GetNthSegmentID(index))
-        elif is_liver:
-            liver.append(segmentation.GetNthSegmentID(index))
-    return liver, tumor
+        role = segment_role(*_terminology_codes(segment), segment.GetName())
+        if role is not None:
+            roles[role].append(segmentation.GetNthSegmentID(index))
+    return roles[LIVER], roles[TUMOR]
 
 
 def _merged_labelmap(segmentation_node, segment_ids, label_values, geometry=None):

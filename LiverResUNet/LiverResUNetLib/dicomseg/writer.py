@@ -1,0 +1,156 @@
+"""Write a label map (0 background, 1 liver, 2 liver tumour) as a DICOM Segmentation of its CT series.
+
+The SEG shares the CT's patient and study, starts a new series, references the CT series and every CT
+instance, and holds one binary frame per non-empty slice and segment on the CT's exact grid ("Liver" and
+"Liver tumor" with the codes of Slicer's terminology). The algorithm is identified from the model card.
+Some series (all of 3D-IRCADb-01) have no FrameOfReferenceUID, which the Segmentation IOD requires: the SEG
+then gets one derived from the study and series UIDs, the same every time, and the writer says so.
+"""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from pydicom.uid import generate_uid
+
+from LiverResUNetLib import __version__
+from LiverResUNetLib.atomic import atomic_path
+from LiverResUNetLib.dicomseg.codes import SEGMENT_CODES
+from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
+from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.io.dicom_series import instance_identity
+from LiverResUNetLib.model.model_file import model_identity
+from LiverResUNetLib.volume import Volume
+
+ALGORITHM_NAME = "LiverResUNet"
+CONTENT_LABEL = "LIVER_TUMOR"
+SEG_SERIES_NUMBER_OFFSET = 1000
+SERIES_DESCRIPTION = "LiverResUNet liver and tumor"
+
+
+def seg_series_description(card):
+    """The SEG series' description, which names the model: how a PACS query tells this model's SEGs apart."""
+    return f"{SERIES_DESCRIPTION} (model {model_identity(card)})"
+
+
+def derived_frame_of_reference(header):
+    """A FrameOfReferenceUID for a series that has none, derived from its study and series UIDs (stable)."""
+    return generate_uid(entropy_srcs=["LiverResUNet frame of reference", str(header.get("StudyInstanceUID", "")),
+                                      str(header.get("SeriesInstanceUID", ""))])
+
+
+def derived_study_uid(header):
+    """A StudyInstanceUID for a series whose study UID was emptied, derived from the patient and study (stable)."""
+    return generate_uid(entropy_srcs=["LiverResUNet study"] + [_text(header, keyword) for keyword in (
+        "PatientID", "PatientName", "StudyDate", "StudyTime", "StudyID", "AccessionNumber")])
+
+
+def _source_headers(stack, series_uid, where):
+    """Copies of the CT headers to reference, completed where highdicom needs what the files lack; the notes.
+
+    An emptied SOPClassUID / SOPInstanceUID is taken from the file meta header, an emptied SeriesInstanceUID is
+    the one the series reader derived; a missing StudyInstanceUID or FrameOfReferenceUID is derived from the
+    other identifying attributes (stable, so every SEG of the series shares it).
+
+    Raises:
+        InputError: a slice has no SOPInstanceUID anywhere (it could not be referenced).
+    """
+    first, notes, completed = stack.headers[0], [], []
+    study = _text(first, "StudyInstanceUID")
+    if not study:
+        study = derived_study_uid(first)
+        notes.append(f"the CT series has no StudyInstanceUID: the SEG's study is {study}, derived from the patient "
+                     "and study attributes")
+    if not _text(first, "SeriesInstanceUID"):
+        notes.append(f"the CT series has no SeriesInstanceUID: the SEG references it as {series_uid}, derived "
+                     "from its other series attributes")
+    frame_of_reference = _text(first, "FrameOfReferenceUID")
+    if not frame_of_reference:
+        frame_of_reference = derived_frame_of_reference(first)
+        notes.append(f"the CT series has no FrameOfReferenceUID (the Segmentation IOD requires one): the SEG uses "
+                     f"{frame_of_reference}, derived from the study and series UIDs (the same for every SEG of "
+                     "this series)")
+    for header in stack.headers:
+        sop_class, sop_instance = instance_identity(header)
+        if not sop_class or not sop_instance:
+            raise input_error(where, f"{Path(header.filename).name} has no SOP Class or SOP Instance UID, so a "
+                                     "DICOM SEG cannot reference it")
+        header = copy.deepcopy(header)
+        header.SOPClassUID, header.SOPInstanceUID = sop_class, sop_instance
+        header.StudyInstanceUID, header.SeriesInstanceUID = study, series_uid
+        header.FrameOfReferenceUID = frame_of_reference
+        completed.append(header)
+    return completed, notes
+
+
+def _text(header, keyword):
+    return str(header.get(keyword) or "").strip()
+
+
+def _stack_grid(stack):
+    """The stack's grid as a Volume (no voxels allocated) to compare a label map with."""
+    first = stack.headers[0]
+    shape = (len(stack.headers), int(first.Rows), int(first.Columns))
+    return Volume(np.broadcast_to(np.zeros((1, 1, 1), dtype=np.uint8), shape), stack.spacing, stack.origin,
+                  stack.direction)
+
+
+def _code(highdicom, code):
+    return highdicom.sr.CodedConcept(code.value, code.scheme, code.meaning)
+
+
+def _segment_descriptions(highdicom, card):
+    algorithm = highdicom.AlgorithmIdentificationSequence(
+        name=ALGORITHM_NAME, family=highdicom.sr.CodedConcept("123109", "DCM", "Artificial Intelligence"),
+        version=f"{(card.get('software') or {}).get('liverresunet', __version__)} model {model_identity(card)}")
+    return [highdicom.seg.SegmentDescription(
+        segment_number=codes.label, segment_label=codes.name,
+        segmented_property_category=_code(highdicom, codes.category),
+        segmented_property_type=_code(highdicom, codes.type),
+        algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm,
+        anatomic_regions=[_code(highdicom, codes.region)] if codes.region else None)
+        for codes in SEGMENT_CODES]
+
+
+def build_seg(labels, stack, series_uid, card):
+    """The SEG dataset of ``labels`` (a 0/1/2 Volume on the grid of ``stack``) and notes on what was done.
+
+    Args:
+        labels: the label map, indexed like the CT read from ``stack`` (``dicom_series.read_series``).
+        stack: the CT series' ``slice_stack.SliceStack`` (``dicom_series.read_series_headers``).
+        series_uid: the CT series' UID as ``read_series_headers`` gives it (derived where the files lack it).
+        card: the model card (algorithm name and version, model identity).
+
+    Raises:
+        InputError: the label map is not on the series' grid, holds other values than 0/1/2, or highdicom
+            cannot be used here (see ``highdicom_import``).
+    """
+    highdicom = import_highdicom()
+    first = stack.headers[0]
+    where = first.get("SeriesInstanceUID", "the CT series")
+    if not _stack_grid(stack).same_grid(labels, tolerance=1e-3):
+        raise input_error(where, f"the label map ({labels.shape}) is not on the grid of the CT series "
+                                 f"({len(stack.headers)} slices of {first.Rows} x {first.Columns})")
+    values = np.unique(labels.array)
+    if not set(values.tolist()) <= {0, 1, 2}:
+        raise input_error(where, f"the label map holds values {values.tolist()}; only 0, 1 and 2 are segments")
+    headers, notes = _source_headers(stack, series_uid, where)
+    seg = highdicom.seg.Segmentation(
+        source_images=headers, pixel_array=np.asarray(labels.array, dtype=np.uint8),
+        segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=_segment_descriptions(highdicom, card), series_instance_uid=generate_uid(),
+        series_number=(int(first.get("SeriesNumber") or 0) % 1000) + SEG_SERIES_NUMBER_OFFSET,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="LiverResUNet",
+        manufacturer_model_name="LiverResUNet 2D ResUNet", software_versions=__version__,
+        device_serial_number=model_identity(card), content_label=CONTENT_LABEL,
+        content_description="Liver and liver tumor, automatic", omit_empty_frames=True)
+    seg.SeriesDescription = seg_series_description(card)
+    return seg, notes
+
+
+def write_seg(labels, stack, series_uid, card, path):
+    """Write :func:`build_seg`'s SEG to ``path`` in one atomic step; returns the notes on what was done."""
+    seg, notes = build_seg(labels, stack, series_uid, card)
+    with atomic_path(path) as temporary:
+        seg.save_as(str(temporary))
+    return notes
