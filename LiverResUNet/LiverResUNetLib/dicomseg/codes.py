@@ -5,6 +5,7 @@ viewer, a .seg.nrrd from Slicer).
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from LiverResUNetLib.volume import LIVER, TUMOR
 
@@ -34,7 +35,7 @@ class SegmentCodes:
     name: str
     category: Code
     type: Code
-    region: Code = None
+    region: Optional[Code] = None
 
 
 LIVER_REGION = Code(LIVER_CODE, "SCT", "Liver")

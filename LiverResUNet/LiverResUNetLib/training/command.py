@@ -7,9 +7,10 @@ when validation stops improving, after --max-minutes, or after the last epoch. -
 every patient with no validation (nnU-Net's fold "all", for small cohorts): the whole schedule runs and the
 last model is kept.
 
-RUN receives model.pth (the best model, or the last one without validation, with its card), checkpoint.pth (rewritten atomically during training,
-for --resume), history.json and config.yaml (every option used). Progress goes to standard error; the last
-line on standard output is the model file's path, so `train ... | tail -n 1` feeds `segment --model`.
+RUN receives model.pth (the best model, or the last one without validation, with its card), checkpoint.pth
+(rewritten atomically during training, for --resume), history.json and config.yaml (every option used).
+Progress goes to standard error; the last line on standard output is the model file's path, so
+`train ... | tail -n 1` feeds `segment --model`.
 With --folds K (and no --fold) every fold is trained into RUN/fold_<i> and each model path is printed.
 
 Options come from the defaults, then --config FILE (see LiverResUNetTrainer/Resources/config.yaml, which
