@@ -1,34 +1,39 @@
 """Slicer module "Segment liver & tumor": a CT in, liver and liver-tumour segments out, ready to review.
 
-The GUI is thin: every computation is in ``LiverResUNetLib.scene.logic.SegmentLiverLogic``, which the headless
-``segment`` command and the tests run outside the application. torch and scikit-image are installed on first
-use, after asking; nothing heavy is imported when Slicer loads the module.
+The GUI is thin: every computation is in ``LiverResUNetLib.scene.logic``, which the headless ``segment``
+command and the tests run outside the application. Apply runs the network in a child process (PythonSlicer)
+and builds the result in short steps from a timer, so the window stays live and Cancel works at every stage.
+The packages of Resources/requirements.txt and PyTorch are installed on first use, after asking; nothing heavy
+is imported when Slicer loads or opens the module.
 """
 
 import importlib.util
 import logging
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from vtkSlicerSegmentationsModuleMRMLPython import vtkMRMLSegmentationNode
 
-from LiverResUNetLib.errors import Cancelled
-from LiverResUNetLib.scene.logic import (SegmentLiverLogic, SegmentOptions, available_devices, describe_comparison,
+from LiverResUNetLib.scene.logic import (SegmentationRun, SegmentLiverLogic, SegmentOptions, describe_comparison,
                                          describe_model_card)
 
-# Python packages the module needs beyond what Slicer ships: import name -> pip requirement.
-PYTHON_REQUIREMENTS = {"torch": "torch", "skimage": "scikit-image", "scipy": "scipy"}
-CT_MODALITY_TAG = "0008,0060"
+DOCUMENTATION_URL = "https://github.com/LiverResUNet/SlicerLiverResUNet#readme"
+REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
+# The device choices; which GPU "auto" takes is only known once torch is imported, at Apply.
+DEVICES = (("auto", "Automatic (GPU when there is one)"), ("cuda", "GPU (CUDA)"), ("mps", "GPU (Apple MPS)"),
+           ("cpu", "CPU"))
+# How often the GUI advances a running segmentation (milliseconds).
+RUN_TIMER_INTERVAL_MS = 100
 
 
 class LiverResUNet(ScriptedLoadableModule):
@@ -43,26 +48,44 @@ class LiverResUNet(ScriptedLoadableModule):
             "Pick a CT series from the DICOM database (or any loaded volume) and a model file, press Apply, "
             "then review and correct the result in the Segment Editor. The results table gives the liver volume, "
             "the tumor count, volume and burden, and each lesion's volume, longest axial diameter and centroid. "
-            "A corrected case can be saved into a training dataset for the next training run.")
+            "A corrected case can be saved into a training dataset for the next training run. "
+            "See the {link_start}documentation{link_end}.").format(
+                link_start=f'<a href="{DOCUMENTATION_URL}">', link_end="</a>")
         self.parent.acknowledgementText = _(
             "Trained and evaluated on 3D-IRCADb-01 (IRCAD, Strasbourg), LiTS and the Medical Segmentation "
             "Decathlon. Built on 3D Slicer, PyTorch, pydicom, SimpleITK and scikit-image.")
 
 
 def missingPythonRequirements():
-    """pip requirements of the packages that cannot be imported yet."""
-    return [requirement for module, requirement in PYTHON_REQUIREMENTS.items()
-            if importlib.util.find_spec(module) is None]
+    """The requirements of Resources/requirements.txt, and torch, that are not installed yet."""
+    from packaging.requirements import Requirement
+
+    requirements = [Requirement(line.strip()) for line in REQUIREMENTS_FILE.read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    missing = [str(requirement) for requirement in requirements if not _isInstalled(requirement)]
+    return (["torch"] if importlib.util.find_spec("torch") is None else []) + missing
+
+
+def _isInstalled(requirement):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(requirement.name) in requirement.specifier
+    except PackageNotFoundError:
+        return False
 
 
 def installPythonRequirements():
-    """Install what is missing, after asking: torch through the PyTorch extension when present (it picks
-    the build matching the GPU driver). Returns False when the user declined."""
+    """Install what is missing, after asking. Returns False when the user declined.
+
+    torch comes through the PyTorch extension (PyTorchUtils picks the build matching the GPU driver); the rest
+    with Slicer 5.12's ``slicer.packaging.pip_ensure``, or ``slicer.util.pip_install`` on Slicer 5.10.
+    """
     missing = missingPythonRequirements()
     if not missing:
         return True
     if not slicer.util.confirmOkCancelDisplay(
-            _("This module needs the Python packages {packages}. Install them now? "
+            _("This module needs these Python packages: {packages}. Install them now? "
               "This downloads several hundred MB and may take a few minutes.").format(packages=", ".join(missing)),
             _("Install Python packages")):
         return False
@@ -71,30 +94,48 @@ def installPythonRequirements():
         try:
             import PyTorchUtils
         except ModuleNotFoundError:
-            slicer.util.pip_install("torch")
-        else:
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-                raise RuntimeError(_("PyTorch could not be installed (see the PyTorch Utils module)."))
+            raise RuntimeError(_("This module needs PyTorch: install the PyTorch extension from the Extensions "
+                                 "Manager, restart Slicer and press Apply again.")) from None
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+            raise RuntimeError(_("PyTorch could not be installed (see the PyTorch Utils module)."))
     if missing:
-        slicer.util.pip_install(missing)
+        try:
+            from slicer import packaging
+        except ImportError:  # Slicer 5.10
+            slicer.util.pip_install(missing)
+        else:
+            packaging.pip_ensure(packaging.load_requirements(REQUIREMENTS_FILE), prompt_install=False,
+                                 requester=_("Segment liver & tumor"))
     return True
 
 
 def ctSeriesInDatabase(database):
-    """The CT series of a DICOM database: dicts with uid, patient, studyDate, description and slices."""
+    """The CT series of a DICOM database: dicts with uid, patient, studyDate, description and slices.
+
+    Only the database's own tables are queried (series, study and patient fields, instance lists): no file is
+    opened, so a large database lists quickly.
+    """
     rows = []
     for patient in database.patients():
+        patientName = database.nameForPatient(patient).replace("^", " ").strip()
         for study in database.studiesForPatient(patient):
+            studyDate = database.fieldForStudy("StudyDate", study)
             for series in database.seriesForStudy(study):
-                files = database.filesForSeries(series)
-                if not files or database.fileValue(files[0], CT_MODALITY_TAG).strip() != "CT":
+                if database.fieldForSeries("Modality", series).strip().upper() != "CT":
                     continue
-                rows.append({"uid": series,
-                             "patient": database.fileValue(files[0], "0010,0010").replace("^", " ").strip(),
-                             "studyDate": database.fileValue(files[0], "0008,0020"),
-                             "description": database.fileValue(files[0], "0008,103E"),
-                             "slices": len(files)})
+                rows.append({"uid": series, "patient": patientName, "studyDate": studyDate,
+                             "description": database.fieldForSeries("SeriesDescription", series),
+                             "slices": len(database.instancesForSeries(series))})
     return rows
+
+
+def pythonSlicerExecutable():
+    """The Python that runs the network in the background: PythonSlicer beside Slicer (as
+    ``slicer.util.executePythonModule`` finds it)."""
+    executable = shutil.which("PythonSlicer")
+    if not executable:
+        raise RuntimeError(_("PythonSlicer was not found beside Slicer."))
+    return executable
 
 
 @parameterNodeWrapper
@@ -121,8 +162,8 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._busy = False
-        self._cancelRequested = False
+        self._run = None
+        self._runTimer = None
         self._dicomSeriesUids = []
 
     def setup(self):
@@ -132,6 +173,9 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = LiverResUNetLogic()
+        self._runTimer = qt.QTimer()
+        self._runTimer.setInterval(RUN_TIMER_INTERVAL_MS)
+        self._runTimer.connect("timeout()", self.advanceRun)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -147,11 +191,13 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.saveCaseButton.connect("clicked(bool)", self.onSaveCaseButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
 
-        self.updateDevices()
+        for key, label in DEVICES:
+            self.ui.deviceComboBox.addItem(_(label), key)
         self.initializeParameterNode()
         self.updateDicomSeriesList()
 
     def cleanup(self):
+        self.stopRun()
         self.removeObservers()
 
     def enter(self):
@@ -161,6 +207,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event):
+        self.stopRun()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
@@ -187,28 +234,27 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showResults()
 
     def updateButtons(self, caller=None, event=None):
+        """Enable what can be used now: nothing but Cancel while a segmentation runs."""
         parameters = self._parameterNode
         if parameters is None:
             return
-        busy = self._busy
+        busy = self._run is not None
+        for panel in (self.ui.inputsCollapsibleButton, self.ui.modelCollapsibleButton,
+                      self.ui.optionsCollapsibleButton, self.ui.outputsCollapsibleButton,
+                      self.ui.resultsCollapsibleButton, self.ui.trainingCollapsibleButton,
+                      self.ui.compareCollapsibleButton):
+            panel.enabled = not busy
+        self.ui.cancelButton.enabled = busy
         hasModel = parameters.modelPath.is_file()
         self.ui.applyButton.enabled = not busy and bool(parameters.inputVolume) and hasModel
         self.ui.applyButton.toolTip = (_("Segment the liver and liver tumors of the input volume.")
                                        if hasModel else _("Select an input volume and a model file."))
         result = parameters.outputSegmentation
-        self.ui.reviewButton.enabled = not busy and bool(result)
-        self.ui.saveCaseButton.enabled = (not busy and bool(result) and bool(parameters.inputVolume)
+        self.ui.reviewButton.enabled = bool(result)
+        self.ui.saveCaseButton.enabled = (bool(result) and bool(parameters.inputVolume)
                                           and parameters.datasetFolder != Path() and bool(parameters.caseId))
-        self.ui.compareButton.enabled = (not busy and bool(result) and bool(parameters.inputVolume)
+        self.ui.compareButton.enabled = (bool(result) and bool(parameters.inputVolume)
                                          and bool(parameters.referenceSegmentation))
-
-    def updateDevices(self):
-        """List the devices; GPUs are named once torch is installed (before that: automatic or CPU)."""
-        self.ui.deviceComboBox.clear()
-        devices = available_devices() if importlib.util.find_spec("torch") else [("auto", _("Automatic")),
-                                                                                 ("cpu", "CPU")]
-        for key, label in devices:
-            self.ui.deviceComboBox.addItem(label, key)
 
     def updateModelCard(self):
         path = Path(self.ui.modelPathLineEdit.currentPath or ".")
@@ -266,45 +312,55 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return SegmentOptions(postprocess=postprocess, outputSegmentation=parameters.outputSegmentation,
                               replaceEdited=parameters.replaceEdited)
 
-    def setBusy(self, busy):
-        self._busy = busy
-        self._cancelRequested = False
-        self.ui.cancelButton.enabled = busy
+    def onApplyButton(self):
+        with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages this module needs."),
+                                             waitCursor=True):
+            if not installPythonRequirements():
+                return
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the segmentation."), waitCursor=True):
+            parameters = self._parameterNode
+            self._run = SegmentationRun(self.logic, parameters.inputVolume, parameters.modelPath,
+                                        self.ui.deviceComboBox.currentData, self.segmentOptions(),
+                                        python=pythonSlicerExecutable())
+        self.showProgress(0.0, _("Starting..."))
+        self.updateButtons()
+        self._runTimer.start()
+
+    def advanceRun(self):
+        """One timer tick of a running segmentation: a progress update or one short step."""
+        try:
+            fraction, message = self._run.advance()
+        except Exception as error:
+            self.stopRun()
+            self.ui.statusLabel.text = _("Failed: the scene is unchanged.")
+            logging.exception("Segmentation failed")
+            slicer.util.errorDisplay(_("Failed to segment the liver.\n\n{error}").format(error=error))
+            return
+        self.showProgress(fraction, message)
+        if self._run.done:
+            segmentation = self._run.segmentation
+            self.stopRun()
+            self._parameterNode.outputSegmentation = segmentation
+            self.ui.statusLabel.text = _("Done: {name}.").format(name=segmentation.GetName())
+            self.showResults()
+
+    def stopRun(self):
+        """Stop a running segmentation (its child process and files go; the scene stays as it was)."""
+        if self._runTimer is not None:
+            self._runTimer.stop()
+        if self._run is not None:
+            self._run.cancel()
+            self._run = None
         self.ui.progressBar.value = 0
         self.updateButtons()
 
     def showProgress(self, fraction, message):
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.statusLabel.text = message
-        slicer.app.processEvents()  # keeps the Cancel button responsive
-
-    def onApplyButton(self):
-        if missingPythonRequirements():
-            with slicer.util.tryWithErrorDisplay(_("Failed to install the Python packages this module needs."),
-                                                 waitCursor=True):
-                if not installPythonRequirements():
-                    return
-            self.updateDevices()
-        self.setBusy(True)
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Failed to segment the liver."), waitCursor=True):
-                parameters = self._parameterNode
-                try:
-                    segmentation = self.logic.process(parameters.inputVolume, parameters.modelPath,
-                                                      self.ui.deviceComboBox.currentData, self.segmentOptions(),
-                                                      self.showProgress, lambda: self._cancelRequested)
-                except Cancelled:
-                    self.ui.statusLabel.text = _("Cancelled: the scene is unchanged.")
-                    return
-                parameters.outputSegmentation = segmentation
-                self.ui.statusLabel.text = _("Done: {name}.").format(name=segmentation.GetName())
-        finally:
-            self.setBusy(False)
-            self.showResults()
 
     def onCancelButton(self):
-        self._cancelRequested = True
-        self.ui.statusLabel.text = _("Cancelling...")
+        self.stopRun()
+        self.ui.statusLabel.text = _("Cancelled: the scene is unchanged.")
 
     def showResults(self):
         segmentation = self.ui.outputSegmentationSelector.currentNode()
@@ -334,11 +390,14 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.compareResultLabel.text = describe_comparison(metrics)
 
 
-class LiverResUNetLogic(ScriptedLoadableModuleLogic, SegmentLiverLogic):
-    """The GUI-free logic on Slicer's scene (everything is in ``SegmentLiverLogic``)."""
+class LiverResUNetLogic(SegmentLiverLogic, ScriptedLoadableModuleLogic):
+    """The GUI-free logic on Slicer's scene (everything is in ``SegmentLiverLogic``).
+
+    Slicer's ``ScriptedLoadableModuleLogic.__init__`` calls ``super().__init__()`` with no argument, so it comes
+    last: ``SegmentLiverLogic.__init__(scene)`` runs first and passes on to it.
+    """
 
     def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
         SegmentLiverLogic.__init__(self, slicer.mrmlScene)
 
     def getParameterNode(self):
@@ -346,7 +405,8 @@ class LiverResUNetLogic(ScriptedLoadableModuleLogic, SegmentLiverLogic):
 
 
 class LiverResUNetTest(ScriptedLoadableModuleTest):
-    """The whole flow inside Slicer on a generated phantom: DICOM import, load, segment, edit, compare, save."""
+    """The whole flow inside Slicer on a generated phantom: DICOM import, load, segment (in the background, as
+    Apply does), cancel, edit, compare, save. Its files live in a temporary folder removed at the end."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -356,9 +416,20 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.test_SegmentPhantomFromDicomDatabase()
 
     def test_SegmentPhantomFromDicomDatabase(self):
-        if missingPythonRequirements():
-            self.skipTest(f"missing Python packages: {missingPythonRequirements()}")
+        missing = missingPythonRequirements()
+        if missing:
+            # Not an exception: Reload and Test would show it as an error. Apply installs them.
+            logging.warning(f"LiverResUNet self-test not run: missing Python packages {missing}; press Apply once")
+            self.delayDisplay(f"Test not run: press Apply once to install {', '.join(missing)}")
+            return
         import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="LiverResUNetTest-", ignore_cleanup_errors=True) as folder:
+            self._segmentPhantom(Path(folder))
+        self.delayDisplay("Test passed")
+
+    def _segmentPhantom(self, work):
+        import time
 
         import numpy as np
         from DICOMLib import DICOMUtils
@@ -367,14 +438,13 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         from LiverResUNetLib.phantom.ircadb_writer import write_patient_dicom_series
         from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation
 
-        work = Path(tempfile.mkdtemp(prefix="LiverResUNetTest"))
         self.delayDisplay("Writing a phantom CT as DICOM and a tiny untrained model")
         patient = generate_patient(seed=7, size=64, slices=24)
         write_patient_dicom_series(patient.ct, work / "dicom", description="Phantom CT")
-        modelPath = saveTinyModel(work / "tiny.pt")
+        modelPath = saveTinyModel(work / "tiny.pth")
 
         self.delayDisplay("Importing into a temporary DICOM database and loading through the DICOM module")
-        with DICOMUtils.TemporaryDICOMDatabase() as database:
+        with DICOMUtils.TemporaryDICOMDatabase(str(work / "database")) as database:
             DICOMUtils.importDicom(str(work / "dicom"), database)
             series = ctSeriesInDatabase(database)
             self.assertEqual(len(series), 1)
@@ -383,9 +453,21 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         volumeNode = slicer.mrmlScene.GetNodeByID(nodeIds[0])
         self.assertEqual(slicer.util.arrayFromVolume(volumeNode).shape, patient.ct.shape)
 
-        self.delayDisplay("Segmenting")
         logic = LiverResUNetLogic()
-        segmentation = logic.process(volumeNode, modelPath, "cpu")
+        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        self.delayDisplay("Cancelling a run in the background: the scene is unchanged")
+        run = SegmentationRun(logic, volumeNode, modelPath, "cpu", python=pythonSlicerExecutable())
+        run.advance()
+        run.cancel()
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+
+        self.delayDisplay("Segmenting in the background, as Apply does")
+        run = SegmentationRun(logic, volumeNode, modelPath, "cpu", python=pythonSlicerExecutable())
+        while not run.done:
+            run.advance()
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        segmentation = run.segmentation
         names = [segmentation.GetSegmentation().GetNthSegment(i).GetName() for i in range(2)]
         self.assertEqual(names, ["Liver", "Liver tumor"])
         labels = logic.labelVolume(segmentation, volumeNode)
@@ -406,7 +488,6 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(metrics["liver"]["dice"])
         folder = logic.saveCorrectedCase(volumeNode, segmentation, work / "dataset", "phantom.7")
         self.assertTrue((folder / "dataset.json").is_file())
-        self.delayDisplay("Test passed")
 
 
 def saveTinyModel(path):
@@ -418,5 +499,4 @@ def saveTinyModel(path):
     architecture = {**default_architecture(), "base_width": 4, "depth": 2}
     preprocessing = PreprocessingParams(input_size=64)
     save_model(path, build_network(architecture), new_card(architecture, preprocessing.to_dict()))
-    logging.info(f"Tiny model written to {path}")
     return path

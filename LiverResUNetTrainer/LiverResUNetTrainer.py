@@ -1,27 +1,49 @@
 """LiverResUNet Trainer: the headless commands (prepare, train, evaluate, segment, phantom) inside 3D Slicer.
 
-    Slicer --no-main-window --python-script LiverResUNetTrainer/LiverResUNetTrainer.py train --data D --out R
+    Slicer --no-splash --no-main-window --python-script LiverResUNetTrainer.py --ignore-rest train --data D --out R
 
-runs exactly what ``python -m LiverResUNetLib train --data D --out R`` runs. Slicer's ``--python-script``
-sets ``sys.argv`` to the script and its arguments and executes the file as ``__main__``; ``sys.exit(code)``
-ends Slicer with that exit code. Loaded as a module, the file only defines the module and a short GUI page.
+runs exactly what ``python LiverResUNetTrainer.py train --data D --out R`` and ``python -m LiverResUNetLib train
+--data D --out R`` run. Slicer's own parser reads every argument before ``--ignore-rest`` (its ``--help`` too);
+``--python-script`` then sets ``sys.argv`` to the script and the arguments after ``--ignore-rest`` and executes the
+file as ``__main__``. Slicer does not end by itself after a ``--python-script`` (nor after an uncaught exception):
+the script ends it with the command's exit code. Loaded as a module, the file defines the module and a short page.
 """
 
 import sys
+import traceback
 from pathlib import Path
 
 
 def main(argv):
-    """Run one headless command and return its exit code."""
+    """Run one headless command and return its exit code; never raises.
+
+    0: done; 2: a user mistake (one line on standard error); 1: an unexpected error (its traceback is printed).
+    """
     _make_core_importable()
     from LiverResUNetLib.cli import main as run_command
 
     try:
         return run_command(argv)
+    except SystemExit as end:  # argparse: --help gives 0, a usage error 2
+        return end.code if isinstance(end.code, int) else int(end.code is not None)
     except ModuleNotFoundError as error:
-        print(f"error: the Python package '{error.name}' is missing; in Slicer install PyTorch with the "
-              "PyTorch extension (PyTorchUtils), other packages with slicer.util.pip_install", file=sys.stderr)
+        print(f"error: the Python package '{error.name}' is missing; in Slicer install PyTorch with the PyTorch "
+              "extension and the other packages of LiverResUNet/Resources/requirements.txt (pressing Apply in "
+              "'Segment liver & tumor' does both)", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+def exit_with(code):
+    """End the process with ``code``: inside Slicer with ``slicer.util.exit`` (Slicer keeps running after a
+    ``--python-script`` otherwise), in plain Python with ``sys.exit``."""
+    slicer = sys.modules.get("slicer")
+    if slicer is not None and hasattr(slicer, "app"):
+        slicer.util.exit(code)
+    else:
+        sys.exit(code)
 
 
 def _make_core_importable():
@@ -34,7 +56,7 @@ def _make_core_importable():
 
 if __name__ == "__main__":
     # The commands need nothing from Slicer's GUI classes below, so they run before those are imported.
-    sys.exit(main(sys.argv[1:]))
+    exit_with(main(sys.argv[1:]))
 
 
 from slicer.i18n import tr as _  # noqa: E402
@@ -45,15 +67,19 @@ from slicer.ScriptedLoadableModule import (  # noqa: E402
     ScriptedLoadableModuleWidget,
 )
 
-USAGE = """Headless training and evaluation (run from a terminal):
+USAGE = """Headless training and evaluation (run from a terminal; on a Linux server without a display, put
+xvfb-run -a before Slicer):
 
-Slicer --no-main-window --python-script LiverResUNetTrainer.py prepare --data RAW --out DATASET
-Slicer --no-main-window --python-script LiverResUNetTrainer.py train --data DATASET --out RUN
-Slicer --no-main-window --python-script LiverResUNetTrainer.py evaluate --model RUN/model.pth --data TEST \
-    --out REPORT
+Slicer --no-splash --no-main-window --python-script LiverResUNetTrainer.py --ignore-rest \
+    prepare --data RAW --out DATASET
+Slicer --no-splash --no-main-window --python-script LiverResUNetTrainer.py --ignore-rest \
+    train --data DATASET --out RUN
+Slicer --no-splash --no-main-window --python-script LiverResUNetTrainer.py --ignore-rest \
+    evaluate --model RUN/model.pth --data TEST --out REPORT
 
-Each command explains its options with --help. The same commands run outside Slicer as
-python -m LiverResUNetLib COMMAND. Training options and their defaults: Resources/config.yaml."""
+Arguments after --ignore-rest go to the command (before it, Slicer reads them itself). Each command explains its
+options with --help. The exit code is 0 when the command succeeded. The same commands run outside Slicer as
+python LiverResUNetTrainer.py COMMAND. Training options and their defaults: Resources/config.yaml."""
 
 
 class LiverResUNetTrainer(ScriptedLoadableModule):
@@ -67,8 +93,11 @@ class LiverResUNetTrainer(ScriptedLoadableModule):
         self.parent.contributors = ["LiverResUNet contributors"]
         self.parent.helpText = _(
             "Trains and evaluates the 2D ResUNet of the LiverResUNet module on 3D-IRCADb-01, LiTS or MSD "
-            "Task03 data, headless. Run it from a terminal:<br><code>Slicer --no-main-window --python-script "
-            "LiverResUNetTrainer.py train --help</code>")
+            "Task03 data, headless. Run it from a terminal:<br><code>Slicer --no-splash --no-main-window "
+            "--python-script LiverResUNetTrainer.py --ignore-rest train --help</code><br>"
+            "See the {link_start}documentation{link_end}.").format(
+                link_start='<a href="https://github.com/LiverResUNet/SlicerLiverResUNet#headless-commands">',
+                link_end="</a>")
         self.parent.acknowledgementText = _(
             "Training data: 3D-IRCADb-01 (IRCAD, Strasbourg), LiTS and the Medical Segmentation Decathlon.")
 

@@ -17,8 +17,8 @@ from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.io.dicom_series import find_series, read_series
 from LiverResUNetLib.model.model_file import load_model, read_card
 from LiverResUNetLib.scene.files import read_dicom_series_node
-from LiverResUNetLib.scene.logic import (SegmentLiverLogic, SegmentOptions, available_devices,
-                                         describe_comparison, describe_model_card)
+from LiverResUNetLib.scene.logic import (SegmentationRun, SegmentLiverLogic, SegmentOptions, describe_comparison,
+                                         describe_model_card)
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume, volume_to_node, vtk_matrix
 from LiverResUNetLib.volume import Volume
@@ -259,11 +259,6 @@ def test_model_card_says_what_the_model_was_trained_on(tiny_model_path):
     assert "Trained on /data/ircadb (3 training, 1 validation cases), 40 epochs" in text
     assert "Validation Dice: liver 0.951, tumor 0.602" in text
     assert "window [-100.0, 400.0] HU" in text and "32 px" in text
-
-
-def test_devices_list_automatic_first_and_the_cpu_last():
-    devices = available_devices()
-    assert devices[0][0] == "auto" and devices[-1] == ("cpu", "CPU")
 
 
 def test_a_loaded_model_is_kept_while_the_file_is_unchanged(tiny_model_path):

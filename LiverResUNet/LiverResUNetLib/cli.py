@@ -1,4 +1,4 @@
-"""One command line for the headless work: ``phantom``, ``prepare``, ``train``, ``evaluate``, ``segment``.
+"""One command line for the headless work: ``phantom``, ``prepare``, ``train``, ``evaluate``, ``segment``, ``predict``.
 
 The same arguments work as ``python -m LiverResUNetLib ...`` and under
 ``Slicer --no-main-window --python-script LiverResUNetTrainer/LiverResUNetTrainer.py ...``.
@@ -23,6 +23,8 @@ COMMANDS = {
                  "score a model on a dataset: JSON, CSV and HTML report"),
     "segment": ("LiverResUNetLib.scene.segment_command",
                 "segment CT series or images into .seg.nrrd / label maps, with a results table"),
+    "predict": ("LiverResUNetLib.inference.command",
+                "label one CT image file (no MRML): the network's part of the Slicer module's Apply"),
 }
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.scene.results_table import results_table
-from LiverResUNetLib.scene.segmentation_nodes import (content_fingerprint, labels_to_segmentation,
-                                                      segmentation_to_labels)
+from LiverResUNetLib.scene.segmentation_nodes import (add_closed_surfaces, content_fingerprint,
+                                                      labels_to_segmentation, segmentation_to_labels)
 from LiverResUNetLib.scene.volume_nodes import node_to_volume
 
 FINGERPRINT_ATTRIBUTE = "LiverResUNet.WrittenContent"
@@ -82,23 +82,11 @@ def describe_comparison(metrics):
     return "\n".join(lines)
 
 
-def available_devices():
-    """(key, label) pairs for a device choice: automatic, each accelerator found (named), and the CPU."""
-    import torch
-
-    accelerators = []
-    if torch.cuda.is_available():
-        accelerators.append(("cuda", f"GPU: {torch.cuda.get_device_name(0)}"))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        accelerators.append(("mps", "GPU: Apple (MPS)"))
-    best = accelerators[0][1] if accelerators else "CPU"
-    return [("auto", f"Automatic ({best})")] + accelerators + [("cpu", "CPU")]
-
-
 class SegmentLiverLogic:
     """Liver and liver-tumour segmentation of volume nodes in one MRML scene."""
 
     def __init__(self, scene):
+        super().__init__()  # the Slicer module's logic also derives from ScriptedLoadableModuleLogic
         self.scene = scene
         self._models = {}
 
@@ -130,7 +118,7 @@ class SegmentLiverLogic:
                 or self.isOurUneditedResult(segmentationNode))
 
     def process(self, inputVolume, model, device="auto", options=None, progress=None, cancel=None):
-        """Segment the liver and liver tumours of ``inputVolume``; return the segmentation node.
+        """Segment the liver and liver tumours of ``inputVolume`` in this process; return the segmentation node.
 
         Args:
             inputVolume: a scalar volume node of ``self.scene`` (CT in HU).
@@ -143,9 +131,9 @@ class SegmentLiverLogic:
         The segmentation gets the segments "Liver" and "Liver tumor" on the input's grid (and under the input's
         parent transform), and a results table (see :meth:`resultsTable`). It goes into
         ``options.outputSegmentation`` when :meth:`mayOverwrite` allows, into a new node otherwise.
+        The Slicer module's Apply runs the same work as a :class:`SegmentationRun`, the network in a child process.
         """
         from LiverResUNetLib.inference.predictor import predict_volume
-        from LiverResUNetLib.measurements import measure_liver
 
         options = options or SegmentOptions()
         report = progress or (lambda fraction, message: None)
@@ -163,21 +151,13 @@ class SegmentLiverLogic:
                                 progress=lambda fraction, message: report(
                                     PREDICTION_START * (1.0 - fraction) + PREDICTION_END * fraction, message),
                                 cancel=cancel)
-        report(PREDICTION_END, "building the segments" + (" and 3D surfaces" if options.closedSurface else ""))
-        segmentation = labels_to_segmentation(labels, closed_surface=options.closedSurface)
-        checkCancel()
-        report(0.95, "measuring")
-        table = results_table(measure_liver(labels), f"{inputVolume.GetName()} liver results")
-        checkCancel()
-        target = options.outputSegmentation
-        if target is not None and not self.mayOverwrite(target, options.replaceEdited):
-            target = None
-        result = self._addToScene(inputVolume, segmentation, table, target)
-        result.SetAttribute(FINGERPRINT_ATTRIBUTE, content_fingerprint(result))
-        if not hasattr(model, "network"):
-            result.SetAttribute(MODEL_ATTRIBUTE, str(model))
+        result = ResultSteps(self, inputVolume, labels, options, None if hasattr(model, "network") else model)
+        for fraction, message, step in result.steps:
+            checkCancel()
+            report(fraction, message)
+            step()
         report(1.0, "done")
-        return result
+        return result.segmentation
 
     def _addToScene(self, inputVolume, segmentation, table, target):
         """Put a finished result into the scene; if adding a node fails, take the ones added out again.
@@ -244,3 +224,104 @@ class SegmentLiverLogic:
         ct = node_to_volume(inputVolume)
         labels = segmentation_to_labels(segmentationNode, ct)
         return add_case(datasetFolder, Case(caseId, ct, labels, f"{segmentationNode.GetName()} (Slicer)"))
+
+
+class ResultSteps:
+    """The work between a label Volume and a segmentation in the scene, as steps run one at a time.
+
+    ``steps`` is a list of (fraction, message, step); a caller may stop between any two (Cancel): only the last
+    step touches the scene, and it adds everything or nothing. ``segmentation`` is the result after the last.
+    """
+
+    def __init__(self, logic, inputVolume, labels, options, modelPath=None):
+        self.logic, self.inputVolume, self.labels, self.options = logic, inputVolume, labels, options
+        self.modelPath = modelPath
+        self.segmentation = self._new = self._table = None
+        self.steps = [(PREDICTION_END, "building the segments", self._buildSegments)]
+        if options.closedSurface:
+            self.steps.append((0.9, "computing the 3D surfaces", self._buildSurfaces))
+        self.steps += [(0.95, "measuring", self._measure), (0.98, "adding the results to the scene", self._addToScene)]
+
+    def _buildSegments(self):
+        self._new = labels_to_segmentation(self.labels, closed_surface=False)
+
+    def _buildSurfaces(self):
+        add_closed_surfaces(self._new)
+
+    def _measure(self):
+        from LiverResUNetLib.measurements import measure_liver
+
+        self._table = results_table(measure_liver(self.labels), f"{self.inputVolume.GetName()} liver results")
+
+    def _addToScene(self):
+        options, logic = self.options, self.logic
+        if not logic.scene.IsNodePresent(self.inputVolume):
+            raise RuntimeError(f"the input volume {self.inputVolume.GetName()} was removed from the scene")
+        target = options.outputSegmentation
+        if target is not None and (not logic.scene.IsNodePresent(target)
+                                   or not logic.mayOverwrite(target, options.replaceEdited)):
+            target = None
+        result = logic._addToScene(self.inputVolume, self._new, self._table, target)
+        result.SetAttribute(FINGERPRINT_ATTRIBUTE, content_fingerprint(result))
+        if self.modelPath is not None:
+            result.SetAttribute(MODEL_ATTRIBUTE, str(self.modelPath))
+        self.segmentation = result
+
+
+class SegmentationRun:
+    """One Apply of the Slicer module, advanced a little at each call so the GUI thread never blocks.
+
+    The network runs in a child process (:class:`~LiverResUNetLib.inference.background.BackgroundPrediction`);
+    once it is done, each :meth:`advance` runs one of the :class:`ResultSteps`. :meth:`cancel` works at every
+    stage and leaves the scene as it was; so does an error, which :meth:`advance` raises after cleaning up.
+
+    Args:
+        logic: the :class:`SegmentLiverLogic` whose scene receives the result.
+        inputVolume, modelPath, device, options: as for :meth:`SegmentLiverLogic.process`.
+        python, env: the child's Python executable (Slicer: PythonSlicer) and environment.
+    """
+
+    def __init__(self, logic, inputVolume, modelPath, device="auto", options=None, python=None, env=None):
+        from LiverResUNetLib.inference.background import BackgroundPrediction
+
+        self.logic, self.inputVolume, self.modelPath = logic, inputVolume, Path(modelPath)
+        self.options = options or SegmentOptions()
+        if not self.modelPath.is_file():
+            raise input_error(self.modelPath, "model file does not exist")
+        self.prediction = BackgroundPrediction(node_to_volume(inputVolume), self.modelPath, device,
+                                               self.options.postprocess, self.options.batchSize, python, env)
+        self.result = None
+        self.done = False
+        self.fraction, self.message = 0.0, "starting the prediction"
+
+    @property
+    def segmentation(self):
+        """The segmentation node once :attr:`done`."""
+        return self.result.segmentation if self.done else None
+
+    def advance(self):
+        """Do the next bit of work (never long); returns (fraction, message). :attr:`done` says when it is over."""
+        try:
+            if self.result is None:
+                if self.prediction.poll():
+                    labels = self.prediction.labels()
+                    self.prediction.close()
+                    self.result = ResultSteps(self.logic, self.inputVolume, labels, self.options, self.modelPath)
+                else:
+                    scaled = PREDICTION_START + (PREDICTION_END - PREDICTION_START) * self.prediction.fraction
+                    self.fraction, self.message = scaled, self.prediction.message
+            elif self.result.steps:
+                self.fraction, self.message, step = self.result.steps.pop(0)
+                step()
+                if not self.result.steps:
+                    self.done = True
+                    self.fraction, self.message = 1.0, "done"
+        except BaseException:
+            self.prediction.cancel()
+            raise
+        return self.fraction, self.message
+
+    def cancel(self):
+        """Stop now: the child process is ended, its files removed, the scene left as it was."""
+        if not self.done:
+            self.prediction.cancel()

@@ -51,16 +51,17 @@ _SURFACE_RULES = ("vtkBinaryLabelmapToClosedSurfaceConversionRule", "vtkClosedSu
 
 
 def register_surface_converters():
-    """Make closed surfaces computable outside the Slicer application (which registers these rules itself)."""
+    """Make closed surfaces computable outside the Slicer application.
+
+    Inside Slicer the Segmentations module has registered these rules at start-up, so nothing is added (a
+    registration at import would come first and be repeated by that module). Each vtkSegmentation copies the
+    factory's rules when it is created: call this before creating one that needs surfaces.
+    """
     factory = slicer.vtkSegmentationConverterFactory.GetInstance()
     registered = {rule.GetClassName() for rule in factory.GetConverterRules()}
     for class_name in _SURFACE_RULES:
         if class_name not in registered:
             factory.RegisterConverterRule(getattr(slicer, class_name)())
-
-
-# Each vtkSegmentation copies the factory's rules when it is created: register before any exists.
-register_surface_converters()
 
 
 def oriented_image(volume, array=None):
@@ -81,6 +82,7 @@ def labels_to_segmentation(labels, closed_surface=True):
     paint into them; they do not overlap ("Liver" is the tissue around the tumours, the organ is both together,
     as the measurements count it). The reference geometry is the label map's grid.
     """
+    register_surface_converters()
     segmentation_node = slicer.vtkMRMLSegmentationNode()
     layer = oriented_image(labels, np.asarray(labels.array, dtype=np.uint8))
     segmentation = segmentation_node.GetSegmentation()
@@ -95,9 +97,15 @@ def labels_to_segmentation(labels, closed_surface=True):
         segment.SetLabelValue(spec.label)
         segment.AddRepresentation(BINARY_LABELMAP, layer)  # one shared layer, told apart by label value
         segmentation.AddSegment(segment, spec.segment_id)
-    if closed_surface and not segmentation.CreateRepresentation(CLOSED_SURFACE):
-        raise RuntimeError("the closed-surface representation could not be computed")
+    if closed_surface:
+        add_closed_surfaces(segmentation_node)
     return segmentation_node
+
+
+def add_closed_surfaces(segmentation_node):
+    """Compute the 3D surfaces of a segmentation made by :func:`labels_to_segmentation`."""
+    if not segmentation_node.GetSegmentation().CreateRepresentation(CLOSED_SURFACE):
+        raise RuntimeError("the closed-surface representation could not be computed")
 
 
 def _terminology_codes(segment):

@@ -1,0 +1,100 @@
+"""Apply's way of segmenting: the network in a child process, the result built in short steps.
+
+The GUI calls ``SegmentationRun.advance()`` from a timer; here a loop does. Cancel at every stage and every error
+leave the scene as it was, end the child process and remove its temporary files; the result is the one the
+in-process ``SegmentLiverLogic.process`` gives.
+"""
+
+import time
+
+import numpy as np
+import pytest
+import slicer
+
+from dicom_factory import phantom_hu, write_series
+from LiverResUNetLib.inference.background import PredictionFailed
+from LiverResUNetLib.inference.postprocessing import PostprocessOptions
+from LiverResUNetLib.io.dicom_series import find_series
+from LiverResUNetLib.scene.files import read_dicom_series_node
+from LiverResUNetLib.scene.logic import SegmentationRun, SegmentLiverLogic, SegmentOptions
+
+OPTIONS = SegmentOptions(postprocess=PostprocessOptions(min_tumor_mm3=0.0))
+
+
+@pytest.fixture
+def scene_with_ct(tmp_path):
+    scene = slicer.vtkMRMLScene()
+    hu = np.clip(phantom_hu((6, 24, 28), low=-200, high=300), -1024, 3071).astype(np.int16)
+    write_series(tmp_path / "ct", hu, description="CT abdomen")
+    [series] = find_series(tmp_path / "ct")
+    return scene, read_dicom_series_node(scene, series)
+
+
+def node_ids(scene):
+    return [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
+
+
+def run_to_end(run, until=lambda run: run.done):
+    """Advance as the GUI's timer does until ``until(run)``; returns the (fraction, message) pairs seen."""
+    seen = []
+    for _ in range(6000):
+        if until(run):
+            return seen
+        seen.append(run.advance())
+        time.sleep(0.01)
+    raise AssertionError("the run did not end")
+
+
+def test_background_run_gives_the_in_process_result(scene_with_ct, tiny_model_path):
+    scene, volume = scene_with_ct
+    logic = SegmentLiverLogic(scene)
+    run = SegmentationRun(logic, volume, tiny_model_path, "cpu", OPTIONS)
+    assert run.prediction.process.poll() is None, "the constructor does not wait for the network"
+    seen = run_to_end(run)
+    fractions = [fraction for fraction, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {"building the segments", "computing the 3D surfaces", "measuring"} <= \
+        {message for _, message in seen}
+    assert not run.prediction.folder.exists(), "the temporary files are removed"
+    background = logic.labelVolume(run.segmentation, volume)
+    in_process = logic.labelVolume(logic.process(volume, tiny_model_path, "cpu", OPTIONS), volume)
+    np.testing.assert_array_equal(background.array, in_process.array)
+    assert len(np.unique(background.array)) > 1
+    assert scene.IsNodePresent(run.segmentation) and logic.resultsTable(run.segmentation) is not None
+
+
+@pytest.mark.parametrize("stage", ["prediction", "result steps"])
+def test_cancel_at_any_stage_leaves_the_scene_and_no_files(scene_with_ct, tiny_model_path, stage):
+    scene, volume = scene_with_ct
+    before = node_ids(scene)
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, tiny_model_path, "cpu", OPTIONS)
+    if stage == "prediction":
+        run.advance()
+    else:
+        run_to_end(run, until=lambda run: run.result is not None and len(run.result.steps) == 1)
+    run.cancel()
+    assert run.prediction.process.poll() is not None, "the child process has ended"
+    assert not run.prediction.folder.exists()
+    assert node_ids(scene) == before and not run.done
+
+
+def test_a_failed_prediction_names_the_reason_and_leaves_the_scene(scene_with_ct, tmp_path):
+    scene, volume = scene_with_ct
+    not_a_model = tmp_path / "notes.pth"
+    not_a_model.write_text("not a model")
+    before = node_ids(scene)
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, not_a_model, "cpu", OPTIONS)
+    with pytest.raises(PredictionFailed, match="notes.pth"):
+        run_to_end(run)
+    assert node_ids(scene) == before and not run.prediction.folder.exists()
+
+
+def test_an_input_removed_during_the_run_adds_nothing(scene_with_ct, tiny_model_path):
+    scene, volume = scene_with_ct
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, tiny_model_path, "cpu", OPTIONS)
+    run_to_end(run, until=lambda run: run.result is not None)
+    scene.RemoveNode(volume)
+    before = node_ids(scene)
+    with pytest.raises(RuntimeError, match="removed from the scene"):
+        run_to_end(run)
+    assert node_ids(scene) == before

@@ -1,0 +1,99 @@
+"""Both module files load and construct the way Slicer loads and constructs them.
+
+Against real MRML (slicer-core) and Slicer 5.12.3's own ScriptedLoadableModule.py and parameterNodeWrapper
+(Testing/SlicerSources); only Qt, CTK and ``slicer.app`` are stand-ins (Testing/slicer_application.py).
+Slicer imports a scripted module's file, then calls ``<Module>(parent)``; the widget calls ``<Module>Logic()``;
+Reload and Test calls ``<Module>Test()`` then ``runTest()``.
+"""
+
+import importlib
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slicer_application import MODULE_FILES, REPO, SLICER_SOURCES, ModuleParent, slicer_application  # noqa: F401
+
+REFERENCE = REPO.parent / "shared" / "reference" / "slicer-5.12.3"
+
+
+def test_vendored_slicer_sources_are_slicer_5_12_3_verbatim():
+    if not REFERENCE.is_dir():
+        pytest.skip(f"Slicer's sources are not beside the repo ({REFERENCE})")
+    for path in (SLICER_SOURCES / "slicer").rglob("*.py"):
+        original = REFERENCE / "Base" / "Python" / path.relative_to(SLICER_SOURCES)
+        assert path.read_bytes() == original.read_bytes(), path
+    assert (SLICER_SOURCES / "BUNDLED_PYTHON_PACKAGES.txt").read_bytes() == \
+        (REFERENCE / "BUNDLED_PYTHON_PACKAGES.txt").read_bytes()
+
+
+@pytest.mark.parametrize("name", MODULE_FILES)
+def test_module_loads_and_constructs_as_in_slicer(slicer_application, name):
+    import slicer
+
+    module = importlib.import_module(name)
+    parent = ModuleParent(REPO / name / f"{name}.py")
+    instance = getattr(module, name)(parent)
+    assert parent.title and parent.categories == ["Segmentation"]
+    assert "href=" in parent.helpText, "the help links to the documentation"
+    assert parent.icon is not None, "Resources/Icons/<Module>.png is found"
+    assert slicer.selfTests[name] == instance.runTest
+    test = getattr(module, f"{name}Test")()
+    assert test.moduleTestNames, "Slicer's runTest finds the test methods"
+
+
+def test_segment_module_logic_constructs_on_slicer_scene(slicer_application):
+    import slicer
+
+    module = importlib.import_module("LiverResUNet")
+    logic = module.LiverResUNetLogic()
+    assert logic.moduleName == "LiverResUNet"
+    assert logic.scene is slicer.mrmlScene
+    parameters = logic.getParameterNode()
+    assert parameters.minTumorMm3 == 10.0 and parameters.keepLargestLiver
+    assert slicer.mrmlScene.GetSingletonNode("LiverResUNet", "vtkMRMLScriptedModuleNode") is parameters.parameterNode
+
+
+def test_loading_the_segment_module_imports_no_heavy_package(slicer_application):
+    heavy = ("torch", "skimage", "matplotlib", "yaml")
+    before = {name for name in heavy if name in sys.modules}
+    importlib.import_module("LiverResUNet")
+    assert {name for name in heavy if name in sys.modules} == before
+
+
+def run_trainer_in_slicer(monkeypatch, capsys, arguments):
+    """Execute LiverResUNetTrainer.py as Slicer's ``--python-script`` does: as ``__main__``, sys.argv = the script
+    and the arguments after --ignore-rest. Returns what reached standard error."""
+    script = REPO / "LiverResUNetTrainer" / "LiverResUNetTrainer.py"
+    monkeypatch.setattr(sys, "argv", [str(script), *arguments])
+    runpy.run_path(str(script), run_name="__main__")  # a SystemExit here would fail the test
+    return capsys.readouterr().err
+
+
+def test_failing_command_ends_slicer_with_its_exit_code(slicer_application, monkeypatch, capsys, tmp_path):
+    error = run_trainer_in_slicer(monkeypatch, capsys, ["phantom", "--out", "/dev/null/cohort", "--patients", "1"])
+    assert slicer_application.exitCodes == [1], "an unexpected error ends Slicer with code 1"
+    assert "Traceback" in error and "/dev/null/cohort" in error
+    assert slicer_application.commandOptions().runPythonAndExit is False
+    slicer_application.exitCodes.clear()
+    error = run_trainer_in_slicer(monkeypatch, capsys, ["evaluate", "--model", str(tmp_path / "none.pth"),
+                                                        "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    assert slicer_application.exitCodes == [2] and error.startswith("error: ")
+    slicer_application.exitCodes.clear()
+    run_trainer_in_slicer(monkeypatch, capsys, ["segment", "--help"])
+    assert slicer_application.exitCodes == [0]
+
+
+@pytest.mark.parametrize("arguments, code", [
+    (["phantom", "--out", "/dev/null/cohort", "--patients", "1"], 1),
+    (["train", "--data", "/nonexistent/dataset", "--out", "/tmp/run"], 2),
+    (["no-such-command"], 2),
+])
+def test_failing_command_exits_non_zero_in_plain_python(arguments, code):
+    script = REPO / "LiverResUNetTrainer" / "LiverResUNetTrainer.py"
+    finished = subprocess.run([sys.executable, str(script), *arguments], capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == code, finished.stderr
+    assert finished.stderr.strip(), "the reason is printed"
