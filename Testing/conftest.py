@@ -11,6 +11,11 @@ REAL_FIXTURES = REPO / "Testing" / "Data"
 REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "dicom: reads or writes DICOM; scripts/test.sh runs these again with "
+                                       "pydicom 2.4.4 (Slicer 5.10) in Slicer's own Python packages")
+
+
 @pytest.fixture(scope="session")
 def real_fixtures():
     return REAL_FIXTURES

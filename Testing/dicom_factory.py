@@ -15,6 +15,8 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless,
                          JPEGLosslessSV1, RLELossless, generate_uid)
 
+from LiverResUNetLib.io.pydicom_versions import save_dicom_file
+
 
 def _uid(*parts):
     return generate_uid(entropy_srcs=[str(p) for p in parts])
@@ -140,7 +142,7 @@ def write_series(folder, hu, spacing=(0.7, 0.8, 2.5), origin=(-20.0, -30.0, 100.
         _encode(ds, transfer_syntax)
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(path, enforce_file_format=True)
+        save_dicom_file(ds, path)
         paths.append(path)
     return paths
 
@@ -169,3 +171,14 @@ def rotation(angle_a_deg, angle_b_deg):
     about_z = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     about_x = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     return about_x @ about_z
+
+
+def save_without_file_meta(dataset, path):
+    """Write a dataset as a bare implicit-VR little-endian stream (no preamble, no file meta), as old scanners did."""
+    del dataset.file_meta
+    dataset.preamble = None
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        dataset.save_as(path, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    else:
+        dataset.is_implicit_VR, dataset.is_little_endian = True, True
+        dataset.save_as(path, write_like_original=True)

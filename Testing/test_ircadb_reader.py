@@ -17,6 +17,8 @@ from LiverResUNetLib.phantom.anatomy import generate_patient
 from LiverResUNetLib.phantom.ircadb_writer import write_patient, write_patient_dicom_series
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
+pytestmark = pytest.mark.dicom  # run again with pydicom 2.4.4 by scripts/test.sh
+
 SEED, SIZE, SLICES = 1, 40, 16  # every trap and several tumours land in this small field
 
 

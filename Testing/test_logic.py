@@ -17,8 +17,7 @@ from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.io.dicom_series import find_series, read_series
 from LiverResUNetLib.model.model_file import load_model, read_card
 from LiverResUNetLib.scene.files import read_dicom_series_node
-from LiverResUNetLib.scene.logic import (SegmentationRun, SegmentLiverLogic, SegmentOptions, describe_comparison,
-                                         describe_model_card)
+from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions, describe_comparison, describe_model_card
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume, volume_to_node, vtk_matrix
 from LiverResUNetLib.volume import Volume

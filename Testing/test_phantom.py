@@ -16,6 +16,8 @@ from LiverResUNetLib.phantom.anatomy import SCENARIOS, TUMOUR_DIAMETER_MM, gener
 from LiverResUNetLib.phantom.ircadb_writer import STORAGES, storage_for, write_cohort, write_patient_dicom_series
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
+pytestmark = pytest.mark.dicom  # run again with pydicom 2.4.4 by scripts/test.sh
+
 SEED, SIZE, SLICES = 3, 40, 14
 
 

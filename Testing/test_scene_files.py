@@ -13,6 +13,8 @@ from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation
 from LiverResUNetLib.scene.volume_nodes import node_to_volume
 from LiverResUNetLib.volume import Volume
 
+pytestmark = pytest.mark.dicom  # run again with pydicom 2.4.4 by scripts/test.sh
+
 DIRECTIONS = {
     "feet-first flipped": np.diag([-1.0, 1.0, -1.0]),
     "permuted": np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),

@@ -19,6 +19,8 @@ from LiverResUNetLib.scene.results_table import COLUMNS
 from LiverResUNetLib.scene.segment_command import expand_inputs
 from LiverResUNetLib.scene.segmentation_nodes import segmentation_to_labels
 
+pytestmark = pytest.mark.dicom  # run again with pydicom 2.4.4 by scripts/test.sh
+
 
 def ct_hu(shape=(5, 20, 24)):
     return np.clip(phantom_hu(shape, low=-200, high=300), -1024, 3071).astype(np.int16)

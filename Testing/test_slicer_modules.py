@@ -10,7 +10,6 @@ import importlib
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

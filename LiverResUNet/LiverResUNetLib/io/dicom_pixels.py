@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from LiverResUNetLib.errors import Cancelled, input_error
+from LiverResUNetLib.io.pydicom_versions import decoder_available, read_encoding
 
 INT16_RANGE = (np.iinfo(np.int16).min, np.iinfo(np.int16).max)
 
@@ -23,7 +23,7 @@ def transfer_syntax(dataset):
     uid = dataset.file_meta.get("TransferSyntaxUID")
     if uid:
         return UID(uid)
-    implicit, little_endian = dataset.original_encoding
+    implicit, little_endian = read_encoding(dataset)
     if implicit:
         return ImplicitVRLittleEndian
     return ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
@@ -50,11 +50,7 @@ def check_decodable(headers, where):
     for uid in {transfer_syntax(h) for h in headers}:
         if not uid.is_compressed:
             continue
-        try:
-            decoder = get_decoder(uid)
-        except NotImplementedError:
-            decoder = None
-        if decoder is None or not decoder.is_available:
+        if not decoder_available(uid):
             raise input_error(where, f"the pixel data is compressed with transfer syntax {_describe(uid)}, "
                                      "which cannot be decoded here; export the series uncompressed or as JPEG "
                                      "lossless / JPEG 2000 / RLE")

@@ -18,6 +18,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from LiverResUNetLib.atomic import atomic_directory
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.io.pydicom_versions import save_dicom_file
 from LiverResUNetLib.phantom.anatomy import generate_patient
 
 COHORT_FOLDER = "3Dircadb1"
@@ -126,7 +127,7 @@ def write_patient_dicom_series(volume, folder, *, description="", series_number=
             header.ImagePositionPatient = [_decimal(v) for v in position]
             header.SliceLocation = _decimal(float(position @ np.cross(direction[:, 0], direction[:, 1])))
             header.PixelData = np.ascontiguousarray(stored[k]).tobytes()
-            header.save_as(temporary / f"image_{k}", enforce_file_format=True)
+            save_dicom_file(header, temporary / f"image_{k}")
     return folder
 
 
