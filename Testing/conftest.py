@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from slicer_application import slicer_application  # noqa: F401  (a fixture: Slicer's Python world, see there)
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_FIXTURES = REPO / "Testing" / "Data"
 REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"

@@ -103,8 +103,15 @@ def ct_slice(hu, position, direction, pixel_spacing, *, series, instance, signed
 def _encode(ds, transfer_syntax):
     if transfer_syntax == ExplicitVRLittleEndian:
         return
-    if transfer_syntax in (RLELossless, JPEG2000Lossless):
+    if transfer_syntax == RLELossless:
         ds.compress(transfer_syntax, ds.pixel_array)
+    elif transfer_syntax == JPEG2000Lossless:
+        # openjpeg (pylibjpeg-openjpeg) directly: pydicom 3 encodes through it, pydicom 2.4 has no J2K encoder.
+        from openjpeg import encode
+
+        ds.PixelData = encapsulate([encode(ds.pixel_array, bits_stored=int(ds.BitsStored))])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
     elif transfer_syntax == JPEGLosslessSV1:
         frame = jpeg_lossless_sv1(ds.pixel_array.view(np.uint16), int(ds.BitsStored))
         ds.PixelData = encapsulate([frame])

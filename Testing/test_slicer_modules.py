@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from slicer_application import MODULE_FILES, REPO, SLICER_SOURCES, ModuleParent, slicer_application  # noqa: F401
+from slicer_application import MODULE_FILES, REPO, SLICER_SOURCES, ModuleParent
 
 REFERENCE = REPO.parent / "shared" / "reference" / "slicer-5.12.3"
 
