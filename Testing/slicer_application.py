@@ -63,13 +63,14 @@ class Application:
     def __init__(self):
         self.exitCodes = []
         self.processedEvents = 0
+        self.testing = True
         self._commandOptions = CommandOptions()
 
     def commandOptions(self):
         return self._commandOptions
 
     def testingEnabled(self):
-        return True
+        return self.testing
 
     def processEvents(self):
         self.processedEvents += 1

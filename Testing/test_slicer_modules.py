@@ -96,3 +96,54 @@ def test_failing_command_exits_non_zero_in_plain_python(arguments, code):
                               timeout=300)
     assert finished.returncode == code, finished.stderr
     assert finished.stderr.strip(), "the reason is printed"
+
+
+def test_requirements_list_every_package_the_core_imports_that_slicer_lacks():
+    """Resources/requirements.txt + torch (PyTorch extension) + Slicer's bundled packages cover every import."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    from packaging.requirements import Requirement
+
+    def names(path):
+        return {Requirement(line).name.lower().replace("_", "-") for line in path.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+
+    bundled = {line.split("==")[0].lower().replace("_", "-") for line in
+               (SLICER_SOURCES / "BUNDLED_PYTHON_PACKAGES.txt").read_text().split()}
+    provided = bundled | names(REPO / "LiverResUNet" / "Resources" / "requirements.txt") | {"torch"}
+    distributions = packages_distributions()
+    imported = set()
+    for path in [*(REPO / "LiverResUNet" / "LiverResUNetLib").rglob("*.py"), REPO / "LiverResUNet" / "LiverResUNet.py",
+                 REPO / "LiverResUNetTrainer" / "LiverResUNetTrainer.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    # Slicer itself provides these (slicer-core stands for them outside Slicer).
+    slicer_provided = {"slicer", "vtk", "qt", "ctk", "DICOMLib", "PyTorchUtils", "LiverResUNetLib"}
+    needed = {distribution.lower().replace("_", "-") for module in imported - slicer_provided - sys.stdlib_module_names
+              for distribution in distributions.get(module, [module])}
+    assert needed <= provided, f"not bundled by Slicer nor in Resources/requirements.txt: {needed - provided}"
+
+
+def test_first_apply_installs_through_slicers_pip_ensure(slicer_application, monkeypatch, tmp_path):
+    import slicer
+
+    module = importlib.import_module("LiverResUNet")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# a package nobody has\nno-such-package-for-liverresunet>=1.0\n")
+    monkeypatch.setattr(module, "REQUIREMENTS_FILE", requirements)
+    assert module.missingPythonRequirements() == ["no-such-package-for-liverresunet>=1.0"]
+    asked, installed = [], []
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda text, *args, **kwargs: asked.append(text))
+    assert module.installPythonRequirements() is False, "declining installs nothing"
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *args, **kwargs: True)
+    import slicer.packaging
+
+    monkeypatch.setattr(slicer.packaging, "pip_install", lambda requirements, **kwargs: installed.append(requirements))
+    slicer_application.testing = False  # pip_ensure installs nothing in testing mode
+    assert module.installPythonRequirements() is True
+    assert installed == [["no-such-package-for-liverresunet>=1.0"]]
+    assert "no-such-package-for-liverresunet" in asked[0]
