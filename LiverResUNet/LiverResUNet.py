@@ -183,8 +183,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.refreshDicomButton.connect("clicked(bool)", self.updateDicomSeriesList)
         self.ui.loadDicomButton.connect("clicked(bool)", self.onLoadDicomButton)
         self.ui.modelPathLineEdit.connect("currentPathChanged(QString)", lambda path: self.updateModelCard())
-        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)",
-                                                   lambda node: self.showResults())
+        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.showResults)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.reviewButton.connect("clicked(bool)", self.onReviewButton)
@@ -231,7 +230,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
             self.updateButtons()
             self.updateModelCard()
-            self.showResults()
+            self.showResults(self._parameterNode.outputSegmentation)
 
     def updateButtons(self, caller=None, event=None):
         """Enable what can be used now: nothing but Cancel while a segmentation runs."""
@@ -342,7 +341,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.stopRun()
             self._parameterNode.outputSegmentation = segmentation
             self.ui.statusLabel.text = _("Done: {name}.").format(name=segmentation.GetName())
-            self.showResults()
+            self.showResults(segmentation)
 
     def stopRun(self):
         """Stop a running segmentation (its child process and files go; the scene stays as it was)."""
@@ -362,8 +361,8 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.stopRun()
         self.ui.statusLabel.text = _("Cancelled: the scene is unchanged.")
 
-    def showResults(self):
-        segmentation = self.ui.outputSegmentationSelector.currentNode()
+    def showResults(self, segmentation):
+        """Show the results table of ``segmentation`` (none for a segmentation this module did not make)."""
         self.ui.resultsTableView.setMRMLTableNode(self.logic.resultsTable(segmentation) if segmentation else None)
 
     def onReviewButton(self):

@@ -21,7 +21,16 @@ SLICER_SOURCES = Path(__file__).resolve().parent / "SlicerSources"
 REPO = Path(__file__).resolve().parents[1]
 
 
-class QtStandIn:
+class QtStandInClass(type):
+    """Class attributes too (``qt.Qt.WaitCursor``, ``qt.QMessageBox.Ok``) are stand-ins."""
+
+    def __getattr__(cls, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return QtStandIn()
+
+
+class QtStandIn(metaclass=QtStandInClass):
     """Any Qt or CTK object: takes any arguments, has any attribute, does nothing."""
 
     def __init__(self, *args, **kwargs):
@@ -45,7 +54,7 @@ class QtModule(types.ModuleType):
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
-        cls = type(name, (QtStandIn,), {})
+        cls = QtStandInClass(name, (QtStandIn,), {})
         setattr(self, name, cls)
         return cls
 

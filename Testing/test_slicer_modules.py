@@ -10,6 +10,8 @@ import importlib
 import runpy
 import subprocess
 import sys
+import time
+import types
 
 import pytest
 
@@ -147,3 +149,101 @@ def test_first_apply_installs_through_slicers_pip_ensure(slicer_application, mon
     assert module.installPythonRequirements() is True
     assert installed == [["no-such-package-for-liverresunet>=1.0"]]
     assert "no-such-package-for-liverresunet" in asked[0]
+
+
+class WidgetStandIn:
+    """A Qt widget of the .ui as the module's widget code uses it: enabled, text, value, toolTip, currentData."""
+
+    def __init__(self):
+        self.enabled, self.text, self.value, self.toolTip, self.currentData = True, "", 0, "", "cpu"
+        self.tableNode = None
+
+    def setMRMLTableNode(self, node):
+        self.tableNode = node
+
+
+@pytest.fixture
+def segment_widget(slicer_application, monkeypatch, tiny_model_path, tmp_path):
+    """The module's widget after setup() as far as Apply needs: real logic, parameter node and scene, the .ui's
+    widgets stood in for; the network's child process runs in this Python instead of PythonSlicer."""
+    import xml.etree.ElementTree as ElementTree
+
+    import numpy as np
+    import slicer
+    from slicer.util import VTKObservationMixin
+
+    module = importlib.import_module("LiverResUNet")
+    monkeypatch.setattr(module, "pythonSlicerExecutable", lambda: sys.executable)
+    widget = module.LiverResUNetWidget.__new__(module.LiverResUNetWidget)
+    VTKObservationMixin.__init__(widget)
+    ui_file = REPO / "LiverResUNet" / "Resources" / "UI" / "LiverResUNet.ui"
+    widget.ui = types.SimpleNamespace(**{element.get("name"): WidgetStandIn()
+                                         for element in ElementTree.parse(ui_file).getroot().iter("widget")})
+    widget.logic, widget._run, widget._runTimer = module.LiverResUNetLogic(), None, sys.modules["qt"].QTimer()
+    widget._parameterNode = widget.logic.getParameterNode()
+    volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    hu = np.full((6, 24, 28), -100, dtype=np.int16)
+    hu[:, 6:18, 6:20] = 60
+    slicer.util.updateVolumeFromArray(volume, hu)
+    widget._parameterNode.inputVolume = volume
+    widget._parameterNode.modelPath = tiny_model_path
+    errors = []
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, *args, **kwargs: errors.append(text))
+    widget.errors = errors
+    return widget
+
+
+PANELS = ("inputsCollapsibleButton", "modelCollapsibleButton", "optionsCollapsibleButton", "outputsCollapsibleButton",
+          "resultsCollapsibleButton", "trainingCollapsibleButton", "compareCollapsibleButton", "applyButton")
+
+
+def scene_node_ids():
+    import slicer
+
+    return [slicer.mrmlScene.GetNthNode(index).GetID() for index in range(slicer.mrmlScene.GetNumberOfNodes())]
+
+
+def run_widget_to_end(widget):
+    for _ in range(6000):
+        if widget._run is None:
+            return
+        widget.advanceRun()  # what the timer calls
+        time.sleep(0.01)
+    raise AssertionError("the run did not end")
+
+
+def test_apply_disables_the_panels_and_cancel_restores_everything(segment_widget):
+    widget = segment_widget
+    widget.updateButtons()
+    assert widget.ui.applyButton.enabled and not widget.ui.cancelButton.enabled
+    before = scene_node_ids()
+    widget.onApplyButton()
+    assert widget._run is not None, "Apply returns at once; the network runs in a child process"
+    assert not any(getattr(widget.ui, name).enabled for name in PANELS) and widget.ui.cancelButton.enabled
+    widget.advanceRun()
+    child = widget._run.prediction
+    widget.onCancelButton()
+    assert child.process.poll() is not None and not child.folder.exists()
+    assert scene_node_ids() == before and "unchanged" in widget.ui.statusLabel.text
+    assert all(getattr(widget.ui, name).enabled for name in PANELS) and not widget.ui.cancelButton.enabled
+
+    widget.onApplyButton()
+    run_widget_to_end(widget)
+    result = widget._parameterNode.outputSegmentation
+    assert result is not None and widget.ui.statusLabel.text.startswith("Done")
+    assert widget.ui.resultsTableView.tableNode is widget.logic.resultsTable(result) is not None
+    assert widget.ui.progressBar.value == 0 and all(getattr(widget.ui, name).enabled for name in PANELS)
+    assert not widget.errors
+
+
+def test_a_failed_apply_shows_the_error_and_leaves_the_scene(segment_widget, tmp_path):
+    widget = segment_widget
+    not_a_model = tmp_path / "notes.pth"
+    not_a_model.write_text("not a model")
+    widget._parameterNode.modelPath = not_a_model
+    before = scene_node_ids()
+    widget.onApplyButton()
+    run_widget_to_end(widget)
+    assert len(widget.errors) == 1 and "notes.pth" in widget.errors[0]
+    assert scene_node_ids() == before and widget._parameterNode.outputSegmentation is None
+    assert all(getattr(widget.ui, name).enabled for name in PANELS)
