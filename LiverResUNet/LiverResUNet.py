@@ -1,4 +1,4 @@
-"""Slicer module "Segment liver & tumor": a CT in, liver and liver-tumour segments out, ready to review.
+"""Slicer module "Segment liver & tumor": a CT in, liver and liver-tumor segments out, ready to review.
 
 The GUI is thin: every computation is in ``LiverResUNetLib.scene.logic``, which the headless ``segment``
 command and the tests run outside the application. Apply runs the network in a child process (PythonSlicer)

@@ -53,7 +53,7 @@ def dciodvfy():
 
 @pytest.fixture(scope="session")
 def tiny_phantom_dataset(tmp_path_factory):
-    """A prepared dataset of 4 small phantom patients (48 px, 24 slices; patient 3 is tumour-free), built once."""
+    """A prepared dataset of 4 small phantom patients (48 px, 24 slices; patient 3 is tumor-free), built once."""
     from LiverResUNetLib.datasets.prepare import prepare_dataset
     from LiverResUNetLib.phantom.ircadb_writer import write_cohort
 

@@ -34,7 +34,7 @@ def validator_errors(dciodvfy, path):
 
 
 def highdicom_labels(path, ct):
-    """The SEG read back by highdicom, one label per CT instance in k order (segment numbers 1 liver, 2 tumour)."""
+    """The SEG read back by highdicom, one label per CT instance in k order (segment numbers 1 liver, 2 tumor)."""
     seg = highdicom.seg.segread(str(path))
     return seg.get_pixels_by_source_instance(source_sop_instance_uids=ct.metadata["sop_instance_uids"],
                                              combine_segments=True).astype(np.uint8)
@@ -43,7 +43,7 @@ def highdicom_labels(path, ct):
 def check_seg_of_series(dciodvfy, tmp_path, series_folder, model_path, capsys):
     """segment --output .dcm and .nii.gz on one DICOM series; the SEG validates and equals the label map.
 
-    Without post-processing the tiny network's labels hold liver and tumour on these small series.
+    Without post-processing the tiny network's labels hold liver and tumor on these small series.
     """
     seg_path, label_path = tmp_path / "liver_seg.dcm", tmp_path / "liver.nii.gz"
     assert segment("--model", model_path, "--input", series_folder, "--output", seg_path, "--no-postprocessing") == 0
@@ -110,7 +110,7 @@ def test_dcmqi_seg_reads_as_its_label_map(real_fixtures):
 
 @pytest.fixture
 def written_seg(tmp_path, real_fixtures):
-    """A SEG written for the 3-slice CT: liver on every slice, a tumour on the middle one; and that CT."""
+    """A SEG written for the 3-slice CT: liver on every slice, a tumor on the middle one; and that CT."""
     folder = real_fixtures / "dcmqi-ct-3slice"
     ct = read_series(folder)
     labels = np.zeros(ct.shape, dtype=np.uint8)

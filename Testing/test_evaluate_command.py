@@ -15,7 +15,7 @@ from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.phantom.ircadb_writer import write_cohort
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 
-TRAIN_ID, HELD_OUT_ID = "3Dircadb1.1", "3Dircadb1.3"  # patient 3 is tumour-free in the phantom's scenarios
+TRAIN_ID, HELD_OUT_ID = "3Dircadb1.1", "3Dircadb1.3"  # patient 3 is tumor-free in the phantom's scenarios
 HISTORY = [{"epoch": 1, "train_loss": 1.2, "val_liver_dice": 0.3, "val_tumor_dice": 0.0, "lr": 1e-3},
            {"epoch": 2, "train_loss": 0.9, "val_liver_dice": 0.5, "val_tumor_dice": 0.1, "lr": 5e-4}]
 

@@ -35,7 +35,7 @@ def small_ct(slices=9, rows=48, columns=40, feet_first=True):
 
 
 class RecordingNetwork(torch.nn.Module):
-    """Records what it is fed; liver where the centre channel is bright, tumour where it is brighter still."""
+    """Records what it is fed; liver where the centre channel is bright, tumor where it is brighter still."""
 
     def __init__(self):
         super().__init__()

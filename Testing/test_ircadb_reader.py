@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from LiverResUNetLib.datasets.cases import discover_cases
-from LiverResUNetLib.datasets.ircadb import is_tumour_mask, list_ircadb_patients, read_ircadb_patient
+from LiverResUNetLib.datasets.ircadb import is_tumor_mask, list_ircadb_patients, read_ircadb_patient
 from LiverResUNetLib.datasets.safe_zip import extract_all, extracted
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.phantom.anatomy import generate_patient
@@ -19,7 +19,7 @@ from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 pytestmark = pytest.mark.dicom  # run again with pydicom 2.4.4 by scripts/test.sh
 
-SEED, SIZE, SLICES = 1, 40, 16  # every trap and several tumours land in this small field
+SEED, SIZE, SLICES = 1, 40, 16  # every trap and several tumors land in this small field
 
 
 def patient(number):
@@ -30,13 +30,13 @@ def write(tmp_path, number, storage="unzipped", name=None):
     return write_patient(patient(number), tmp_path / (name or f"3Dircadb1.{number}"), storage)
 
 
-def test_tumour_mask_names_follow_the_dataset():
+def test_tumor_mask_names_follow_the_dataset():
     for name in ("livertumor", "livertumor01", "livertumor07", "livertumor1", "livertumor2", "livertumors",
                  "tumor", "LiverTumor03", "TUMOR"):
-        assert is_tumour_mask(name), name
+        assert is_tumor_mask(name), name
     for name in ("liver", "leftsurretumor", "rightsurretumor", "liverkyst", "liverkyste", "livercyst",
                  "metastasectomie", "portalvein", "livertumorkyst", "surrenaltumor"):
-        assert not is_tumour_mask(name), name
+        assert not is_tumor_mask(name), name
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def read_back(tmp_path_factory):
     return {number: (patient(number), read_ircadb_patient(write(folder, number))) for number in range(1, 6)}
 
 
-def test_adrenal_tumour_is_background_and_cyst_is_liver(read_back):
+def test_adrenal_tumor_is_background_and_cyst_is_liver(read_back):
     for number, trap, inside in ((2, "leftsurretumor", 0), (5, "rightsurretumor", 0), (1, "liverkyst", LIVER),
                                  (3, "livercyst", LIVER), (3, "metastasectomie", LIVER)):
         meant, case = read_back[number]
@@ -54,18 +54,18 @@ def test_adrenal_tumour_is_background_and_cyst_is_liver(read_back):
         assert (case.label.array[meant.masks[trap]] == inside).all(), trap
 
 
-def test_tumour_mask_outside_the_liver_mask_still_makes_liver_and_tumour(read_back):
-    """Patient 1.7's quirk: liver label = liver ∪ tumours, tumour label = tumours."""
+def test_tumor_mask_outside_the_liver_mask_still_makes_liver_and_tumor(read_back):
+    """Patient 1.7's quirk: liver label = liver ∪ tumors, tumor label = tumors."""
     meant, case = read_back[4]
     assert meant.masks["tumor"].any() and not (meant.masks["tumor"] & meant.masks["liver"]).any()
     assert np.array_equal(case.label.array == TUMOR, meant.masks["tumor"])
     assert np.array_equal(case.label.array > 0, meant.masks["liver"] | meant.masks["tumor"])
 
 
-def test_tumour_free_patient_is_a_valid_case(read_back):
+def test_tumor_free_patient_is_a_valid_case(read_back):
     _, case = read_back[3]
     assert (case.label.array == LIVER).any() and not (case.label.array == TUMOR).any()
-    assert case.label.metadata["tumour_masks"] == []
+    assert case.label.metadata["tumor_masks"] == []
 
 
 def test_every_patient_reads_back_exactly(read_back):
@@ -74,7 +74,7 @@ def test_every_patient_reads_back_exactly(read_back):
                                                                                     meant.label.array)
 
 
-def test_several_tumour_folders_and_any_letter_case(tmp_path):
+def test_several_tumor_folders_and_any_letter_case(tmp_path):
     meant = patient(1)
     folder = write(tmp_path, 1)
     masks = folder / "MASKS_DICOM"
@@ -186,10 +186,10 @@ def test_mask_slices_are_placed_by_position(tmp_path):
     write_patient_dicom_series(partial, folder / "MASKS_DICOM" / "liver", uid_seed="partial liver")
     liver = np.zeros(ct.shape, dtype=bool)
     liver[part] = meant.masks["liver"][part]
-    tumours = meant.label.array == TUMOR
+    tumors = meant.label.array == TUMOR
     case = read_ircadb_patient(folder)
-    assert np.array_equal(case.label.array == TUMOR, tumours)
-    assert np.array_equal(case.label.array > 0, liver | tumours)
+    assert np.array_equal(case.label.array == TUMOR, tumors)
+    assert np.array_equal(case.label.array > 0, liver | tumors)
 
 
 @pytest.mark.parametrize("change", ["pixel size", "shifted half a slice", "shifted in plane", "beyond the CT"])

@@ -33,7 +33,7 @@ RAW = PostprocessOptions(keep_largest_liver=False, fill_liver_holes=False, tumor
 
 
 def ct_hu(shape=(6, 24, 28)):
-    """Integer HU with liver-like and tumour-like values, so an untrained network still gives mixed labels."""
+    """Integer HU with liver-like and tumor-like values, so an untrained network still gives mixed labels."""
     return np.clip(phantom_hu(shape, low=-200, high=300), -1024, 3071).astype(np.int16)
 
 

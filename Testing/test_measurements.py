@@ -1,4 +1,4 @@
-"""Liver and tumour measurements of a label Volume: volumes, burden, per-lesion diameter and centroid."""
+"""Liver and tumor measurements of a label Volume: volumes, burden, per-lesion diameter and centroid."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from LiverResUNetLib.volume import Volume
 SPACING = (0.5, 0.8, 2.0)  # (di, dj, dk) mm: 0.0008 mL per voxel
 
 
-def liver_with_tumours():
+def liver_with_tumors():
     labels = np.zeros((10, 40, 50), np.uint8)
     labels[2:8, 5:35, 5:45] = 1  # 6 x 30 x 40 = 7200 voxels
     labels[3:5, 10:14, 10:20] = 2  # 2 x 4 x 10 = 80 voxels: the larger lesion
@@ -18,7 +18,7 @@ def liver_with_tumours():
 
 
 def test_volumes_count_and_burden():
-    result = measure_liver(liver_with_tumours())
+    result = measure_liver(liver_with_tumors())
     assert result["liver_volume_ml"] == pytest.approx(7200 * 0.0008)
     assert result["tumor_count"] == 2
     assert result["tumor_volume_ml"] == pytest.approx(81 * 0.0008)
@@ -26,7 +26,7 @@ def test_volumes_count_and_burden():
 
 
 def test_lesions_are_listed_largest_first_with_edge_to_edge_diameter_and_lps_centroid():
-    first, second = measure_liver(liver_with_tumours())["lesions"]
+    first, second = measure_liver(liver_with_tumors())["lesions"]
     assert (first["lesion"], second["lesion"]) == (1, 2)
     assert first["volume_ml"] == pytest.approx(80 * 0.0008)
     # 10 pixels of 0.5 mm along i and 4 of 0.8 mm along j: the diagonal of a 5 x 3.2 mm rectangle.
@@ -36,7 +36,7 @@ def test_lesions_are_listed_largest_first_with_edge_to_edge_diameter_and_lps_cen
     assert second["centroid_lps"] == pytest.approx([120.0, -26.0, 32.0])
 
 
-def test_no_liver_means_no_burden_and_no_tumour_means_no_lesions():
+def test_no_liver_means_no_burden_and_no_tumor_means_no_lesions():
     empty = measure_liver(Volume(np.zeros((3, 4, 5), np.uint8)))
     assert empty["tumor_burden_percent"] is None
     assert empty["liver_volume_ml"] == 0.0

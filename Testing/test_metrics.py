@@ -94,7 +94,7 @@ def _labels(liver_slices, tumor_voxels=(), shape=(4, 6, 6)):
     return labels
 
 
-def test_case_metrics_liver_includes_tumour_and_tumour_is_label_two():
+def test_case_metrics_liver_includes_tumor_and_tumor_is_label_two():
     reference = _labels([1, 2], tumor_voxels=[(1, 2, 2), (1, 2, 3)])
     prediction = _labels([1, 2, 3], tumor_voxels=[(1, 2, 2)])
     scores = case_metrics(prediction, reference, spacing=(1.0, 1.0, 2.0))
@@ -109,7 +109,7 @@ def test_case_metrics_liver_includes_tumour_and_tumour_is_label_two():
     assert matrix[2, 1] == 1 and matrix[2, 2] == 1 and matrix[0, 1] == 16
 
 
-def test_tumour_free_case_has_no_tumour_dice_but_reports_its_false_positives():
+def test_tumor_free_case_has_no_tumor_dice_but_reports_its_false_positives():
     reference = _labels([1, 2])
     prediction = _labels([1, 2], tumor_voxels=[(1, 2, 2), (2, 2, 2)])
     scores = case_metrics(prediction, reference, spacing=(1.0, 1.0, 2.5))
@@ -134,7 +134,7 @@ def test_summarise_means_only_defined_values_and_pools_voxels_globally():
     assert liver_dice["mean"] == pytest.approx((1.0 + 2 / 3) / 2)
     assert liver_dice["sd"] == pytest.approx(np.std([1.0, 2 / 3], ddof=1))
     assert summary["per_case"]["tumor"]["dice"] == {"mean": 1.0, "sd": None, "n": 1}
-    # Pooled tumour voxels: tp 1, fp 1, fn 0.
+    # Pooled tumor voxels: tp 1, fp 1, fn 0.
     assert summary["global"]["tumor"]["dice"] == pytest.approx(2 / 3)
     assert summary["global"]["liver"]["dice"] == pytest.approx(2 * 32 / (2 * 32 + 16))
     assert summary["tumor_free_cases"]["case_ids"] == ["b"]

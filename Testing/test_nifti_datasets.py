@@ -101,7 +101,7 @@ def test_an_msd_image_without_its_label_is_refused(msd):
         discover_cases(msd)
 
 
-def test_labels_must_be_background_liver_or_tumour(tmp_path):
+def test_labels_must_be_background_liver_or_tumor(tmp_path):
     image, label = pair(1)
     label[0, 0, 0] = 5
     write_nifti(tmp_path / "volume-1.nii", image)

@@ -17,7 +17,7 @@ SHAPE = (10, 14, 18)  # k, j, i: every axis a different length, so a wrong permu
 class StandInNetwork(torch.nn.Module):
     """A deterministic 'network' that is sensitive to every geometric mistake.
 
-    Liver where the slice below is bright, tumour where the slice above is brighter still; both logits
+    Liver where the slice below is bright, tumor where the slice above is brighter still; both logits
     carry a ramp along the rows and the columns, so a flip, a transposition or swapped neighbour channels
     change the labels.
     """

@@ -9,10 +9,10 @@ import pytest
 from scipy import ndimage
 
 from LiverResUNetLib import cli
-from LiverResUNetLib.datasets.ircadb import is_tumour_mask, read_ircadb_patient
+from LiverResUNetLib.datasets.ircadb import is_tumor_mask, read_ircadb_patient
 from LiverResUNetLib.io.dicom_series import read_series
 from LiverResUNetLib.measurements import measure_liver
-from LiverResUNetLib.phantom.anatomy import SCENARIOS, TUMOUR_DIAMETER_MM, generate_patient, noise_sd
+from LiverResUNetLib.phantom.anatomy import SCENARIOS, TUMOR_DIAMETER_MM, generate_patient, noise_sd
 from LiverResUNetLib.phantom.ircadb_writer import STORAGES, storage_for, write_cohort, write_patient_dicom_series
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
@@ -94,24 +94,24 @@ def test_hounsfield_units_of_the_tissues():
 def test_labels_follow_the_masks_and_the_traps_stay_out(every_scenario):
     for patient in every_scenario:
         label, masks = patient.label.array, patient.masks
-        tumour_folders = [name for name in masks if is_tumour_mask(name)]
-        tumours = np.logical_or.reduce([masks[name] for name in tumour_folders]) if tumour_folders \
+        tumor_folders = [name for name in masks if is_tumor_mask(name)]
+        tumors = np.logical_or.reduce([masks[name] for name in tumor_folders]) if tumor_folders \
             else np.zeros(label.shape, bool)
-        assert np.array_equal(label == TUMOR, tumours)
-        assert np.array_equal(label > 0, masks["liver"] | tumours)
-        assert bool(tumour_folders) != patient.scenario.tumour_free
+        assert np.array_equal(label == TUMOR, tumors)
+        assert np.array_equal(label > 0, masks["liver"] | tumors)
+        assert bool(tumor_folders) != patient.scenario.tumor_free
         for trap in patient.scenario.traps:
             if trap.endswith("surretumor"):
                 assert not (masks[trap] & (label > 0)).any(), f"patient {patient.number}: {trap} touches the liver"
             else:
-                assert (label[masks[trap]] == LIVER).all(), f"patient {patient.number}: {trap} is liver, not tumour"
-        if patient.scenario.tumour_outside_liver_mask:
+                assert (label[masks[trap]] == LIVER).all(), f"patient {patient.number}: {trap} is liver, not tumor"
+        if patient.scenario.tumor_outside_liver_mask:
             assert not (masks["tumor"] & masks["liver"]).any()
         else:
-            assert not (tumours & ~masks["liver"]).any()
+            assert not (tumors & ~masks["liver"]).any()
 
 
-def test_every_trap_and_tumour_folder_style_appears(every_scenario):
+def test_every_trap_and_tumor_folder_style_appears(every_scenario):
     folders = {name for patient in every_scenario for name in patient.masks}
     assert {"livertumor01", "livertumor1", "livertumor", "livertumors", "tumor"} <= folders
     for style in (r"livertumor\d\d", r"livertumor\d"):
@@ -120,19 +120,19 @@ def test_every_trap_and_tumour_folder_style_appears(every_scenario):
     assert {"leftsurretumor", "rightsurretumor", "liverkyst", "liverkyste", "livercyst", "metastasectomie"} <= folders
 
 
-def test_tumours_are_3_to_40_mm_hypo_or_hyperdense_and_separate():
+def test_tumors_are_3_to_40_mm_hypo_or_hyperdense_and_separate():
     patients = [generate_patient(seed, 96, 1) for seed in range(4)]
-    tumours = [tumour for patient in patients for tumour in patient.tumours]
-    assert {tumour.kind for tumour in tumours} == {"hypodense", "hyperdense"}
+    tumors = [tumor for patient in patients for tumor in patient.tumors]
+    assert {tumor.kind for tumor in tumors} == {"hypodense", "hyperdense"}
     for patient in patients:
-        assert measure_liver(patient.label)["tumor_count"] == len(patient.tumours)
-        for tumour in patient.tumours:
-            assert TUMOUR_DIAMETER_MM[0] <= tumour.diameter_mm <= TUMOUR_DIAMETER_MM[1]
-            seen = np.mean(patient.ct.array[patient.masks[tumour.folder]])  # one folder per tumour in scenario 1
-            if tumour.kind == "hypodense":
-                assert 20 <= tumour.hu <= 45 and seen < 50
+        assert measure_liver(patient.label)["tumor_count"] == len(patient.tumors)
+        for tumor in patient.tumors:
+            assert TUMOR_DIAMETER_MM[0] <= tumor.diameter_mm <= TUMOR_DIAMETER_MM[1]
+            seen = np.mean(patient.ct.array[patient.masks[tumor.folder]])  # one folder per tumor in scenario 1
+            if tumor.kind == "hypodense":
+                assert 20 <= tumor.hu <= 45 and seen < 50
             else:
-                assert 100 <= tumour.hu <= 140 and seen > 80
+                assert 100 <= tumor.hu <= 140 and seen > 80
 
 
 def test_the_cohort_covers_each_storage(cohort):
@@ -216,7 +216,7 @@ def test_phantom_command_prints_what_the_reader_found(tmp_path, capsys):
     assert [row[0] for row in rows] == ["3Dircadb1.1", "3Dircadb1.2", "3Dircadb1.3"]
     assert [row[1] for row in rows] == ["zipped", "unzipped", "both"]
     assert all(row[2] == "10" for row in rows)
-    assert rows[2][6] == "0" and rows[2][8] == "-", "patient 3 is tumour-free"
+    assert rows[2][6] == "0" and rows[2][8] == "-", "patient 3 is tumor-free"
     assert "[100%]" in output.err
     assert cli.main(["phantom", "--out", str(tmp_path), "--patients", "1", "--size", "32", "--slices", "4"]) == 0
     assert [p.name for p in (tmp_path / "3Dircadb1").iterdir()] == ["3Dircadb1.1"], "an old cohort is replaced"

@@ -10,14 +10,14 @@ OFF = dict(keep_largest_liver=False, fill_liver_holes=False, tumor_inside_liver=
 
 
 def liver_with_extras():
-    """A 12 x 20 x 20 map: a big liver block, a small separate liver blob, an axial hole, tumours of each kind."""
+    """A 12 x 20 x 20 map: a big liver block, a small separate liver blob, an axial hole, tumors of each kind."""
     labels = np.zeros((12, 20, 20), dtype=np.uint8)
     labels[2:10, 3:15, 3:15] = LIVER  # the liver: 8 x 12 x 12 = 1152 voxels
     labels[4:6, 17:19, 17:19] = LIVER  # a separate liver-like blob (spleen?), 8 voxels
     labels[5, 7:10, 7:10] = BACKGROUND  # a hole in one axial slice, enclosed by liver in that slice
-    labels[3:8, 5:9, 10:14] = TUMOR  # a tumour inside the liver: 5 x 4 x 4 = 80 voxels
-    labels[8, 12, 5] = TUMOR  # a one-voxel tumour speck inside the liver
-    labels[1, 17:19, 2:4] = TUMOR  # a tumour touching no liver voxel (kidney?), 4 voxels
+    labels[3:8, 5:9, 10:14] = TUMOR  # a tumor inside the liver: 5 x 4 x 4 = 80 voxels
+    labels[8, 12, 5] = TUMOR  # a one-voxel tumor speck inside the liver
+    labels[1, 17:19, 2:4] = TUMOR  # a tumor touching no liver voxel (kidney?), 4 voxels
     return labels
 
 
@@ -27,9 +27,9 @@ def test_default_post_processing_applies_every_rule():
     assert result.dtype == np.uint8
     assert np.all(result[4:6, 17:19, 17:19] == BACKGROUND)  # small blob gone
     assert np.all(result[5, 7:10, 7:10] == LIVER)  # hole filled
-    assert np.all(result[3:8, 5:9, 10:14] == TUMOR)  # real tumour kept
+    assert np.all(result[3:8, 5:9, 10:14] == TUMOR)  # real tumor kept
     assert result[8, 12, 5] == LIVER  # speck became liver
-    assert np.all(result[1, 17:19, 2:4] == BACKGROUND)  # tumour outside the liver dropped
+    assert np.all(result[1, 17:19, 2:4] == BACKGROUND)  # tumor outside the liver dropped
     assert np.count_nonzero(result == TUMOR) == 80
     assert np.count_nonzero(result) == 8 * 12 * 12
 
@@ -45,7 +45,7 @@ def test_input_is_not_modified_and_everything_off_changes_nothing():
 @pytest.mark.parametrize("switched_off, unchanged", [
     (dict(keep_largest_liver=False), (slice(4, 6), slice(17, 19), slice(17, 19))),
     (dict(fill_liver_holes=False), (5, slice(7, 10), slice(7, 10))),
-    # The outside tumour is its own component and below the size threshold: only with those rules off too
+    # The outside tumor is its own component and below the size threshold: only with those rules off too
     # does it show what tumor_inside_liver does alone.
     (dict(tumor_inside_liver=False, keep_largest_liver=False, min_tumor_mm3=0.0), (1, slice(17, 19), slice(2, 4))),
     (dict(min_tumor_mm3=0.0), (8, 12, 5)),
@@ -57,8 +57,8 @@ def test_each_rule_can_be_turned_off(switched_off, unchanged):
     assert not np.array_equal(postprocess(labels, (1.0, 1.0, 1.0))[unchanged], labels[unchanged])
 
 
-def test_largest_component_counts_tumour_voxels_as_liver():
-    """A liver split by the network into a liver part and a tumour part is still one organ."""
+def test_largest_component_counts_tumor_voxels_as_liver():
+    """A liver split by the network into a liver part and a tumor part is still one organ."""
     labels = np.zeros((4, 10, 10), dtype=np.uint8)
     labels[1:3, 1:5, 1:4] = LIVER  # 24 voxels
     labels[1:3, 1:5, 4:8] = TUMOR  # 32 voxels, touching the liver part
@@ -85,8 +85,8 @@ def test_holes_are_filled_per_axial_slice_even_when_open_in_3d():
     assert postprocess(ring, (1.0, 1.0, 1.0))[0, 2, 2] == LIVER
 
 
-def test_tumour_size_threshold_is_in_cubic_millimetres():
-    """The same 8-voxel tumour is kept at 2 mm³ voxels (16 mm³) and becomes liver at 1 mm³ voxels (8 mm³)."""
+def test_tumor_size_threshold_is_in_cubic_millimetres():
+    """The same 8-voxel tumor is kept at 2 mm³ voxels (16 mm³) and becomes liver at 1 mm³ voxels (8 mm³)."""
     labels = np.zeros((6, 10, 10), dtype=np.uint8)
     labels[1:5, 1:9, 1:9] = LIVER
     labels[2:4, 4:6, 4:6] = TUMOR
@@ -99,9 +99,9 @@ def test_tumour_size_threshold_is_in_cubic_millimetres():
 def test_empty_and_liver_free_maps():
     empty = np.zeros((3, 4, 4), dtype=np.uint8)
     np.testing.assert_array_equal(postprocess(empty, (1.0, 1.0, 1.0)), empty)
-    tumour_only = empty.copy()
-    tumour_only[1, 1:3, 1:3] = TUMOR
-    np.testing.assert_array_equal(postprocess(tumour_only, (1.0, 1.0, 1.0)), empty)
+    tumor_only = empty.copy()
+    tumor_only[1, 1:3, 1:3] = TUMOR
+    np.testing.assert_array_equal(postprocess(tumor_only, (1.0, 1.0, 1.0)), empty)
 
 
 def test_options_round_trip_and_refuse_unknown_keys():
@@ -111,7 +111,7 @@ def test_options_round_trip_and_refuse_unknown_keys():
         PostprocessOptions.from_dict({"smooth": True})
 
 
-def test_tumour_inside_liver_alone_drops_only_tumours_touching_no_liver():
+def test_tumor_inside_liver_alone_drops_only_tumors_touching_no_liver():
     labels = liver_with_extras()
     result = postprocess(labels, (1.0, 1.0, 1.0), PostprocessOptions(**{**OFF, "tumor_inside_liver": True}))
     assert np.all(result[1, 17:19, 2:4] == BACKGROUND)

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from LiverResUNetLib import cli
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.datasets.ircadb import read_ircadb_patient
-from LiverResUNetLib.datasets.nifti_datasets import LITS_IRCADB_NOTE
+from LiverResUNetLib.datasets.nifti_datasets import LITS_IRCADB_NOTE, read_dataset_json
 from LiverResUNetLib.datasets.prepare import prepare_dataset
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.image_file import read_image
@@ -19,7 +19,7 @@ from LiverResUNetLib.phantom.ircadb_writer import write_cohort
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
-    """A phantom 3D-IRCADb-01 root of three small patients (patient 3 is tumour-free)."""
+    """A phantom 3D-IRCADb-01 root of three small patients (patient 3 is tumor-free)."""
     return write_cohort(tmp_path_factory.mktemp("raw"), 3, size=32, seed=0, slices=10)
 
 
@@ -47,9 +47,9 @@ def test_prepared_dataset_holds_every_case_as_nifti(raw, tmp_path):
         assert np.array_equal(label.array, case.label.array) and label.array.dtype == np.uint8
         assert image.same_grid(case.image) and label.same_grid(case.image)
         assert entry["slices"] == 10 and entry["spacing"] == pytest.approx(list(case.image.spacing))
-        assert entry["tumour_voxels"] == int((case.label.array == 2).sum())
+        assert entry["tumor_voxels"] == int((case.label.array == 2).sum())
         assert entry["source"] == str(raw / entry["id"]) and "note" not in entry
-    assert description["cases"][2]["tumour_voxels"] == 0 < description["cases"][0]["tumour_voxels"]
+    assert description["cases"][2]["tumor_voxels"] == 0 < description["cases"][0]["tumor_voxels"]
     assert sitk.ReadImage(str(out / "3Dircadb1.1" / "label.nii.gz")).GetPixelID() == sitk.sitkUInt8
 
 
@@ -61,6 +61,18 @@ def test_a_prepared_dataset_reads_back_as_the_same_cases(raw, tmp_path):
     original = read_ircadb_patient(raw / "3Dircadb1.2")
     assert np.array_equal(case.image.array, original.image.array)
     assert np.array_equal(case.label.array, original.label.array)
+
+
+def test_a_dataset_json_with_the_old_spelling_reads_with_the_new_keys(raw, tmp_path):
+    out = prepare_dataset(raw, tmp_path / "prepared")
+    description = json.loads((out / "dataset.json").read_text())
+    counts = [entry.pop("tumor_voxels") for entry in description["cases"]]
+    for entry, count in zip(description["cases"], counts):
+        entry["tumour_voxels"] = count
+    (out / "dataset.json").write_text(json.dumps(description))
+    cases = read_dataset_json(out)["cases"]
+    assert [entry["tumor_voxels"] for entry in cases] == counts
+    assert not any("tumour_voxels" in entry for entry in cases)
 
 
 def test_progress_is_reported_once_per_case(raw, tmp_path):

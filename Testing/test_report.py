@@ -95,7 +95,7 @@ def test_html_is_self_contained_states_the_split_and_warns_about_training_cases(
     assert not re.search(r'src="(?!data:)', page)
     assert re.search(r"<strong>WARNING: 1 evaluated case\(s\) were in this model's TRAINING set \(p\.1\)", page)
     assert "patient-wise random" in page and "seed 7" in page
-    assert "tumour-free: 9 false-positive voxels" in page
+    assert "tumor-free: 9 false-positive voxels" in page
 
 
 def test_no_warning_when_every_case_is_held_out(tmp_path):
@@ -125,8 +125,8 @@ def test_best_and_worst_slices_follow_the_per_slice_score():
     assert scores[chosen["best"][0]] == max(scores.values())
 
 
-def test_summary_lines_show_mean_sd_n_and_tumour_free_cases(report_folder):
+def test_summary_lines_show_mean_sd_n_and_tumor_free_cases(report_folder):
     _, report = report_folder
     text = "\n".join(summary_lines(report["summary"]))
     assert re.search(r"tumor\s+Dice\s+\d\.\d{3} ± \d\.\d{3} \(n=2\)", text)
-    assert "tumour-free cases: p.5" in text
+    assert "tumor-free cases: p.5" in text

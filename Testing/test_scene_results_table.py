@@ -1,4 +1,4 @@
-"""The results table node: one row for the liver, one for all tumours, one per lesion, centroids in RAS."""
+"""The results table node: one row for the liver, one for all tumors, one per lesion, centroids in RAS."""
 
 import csv
 
@@ -18,14 +18,14 @@ def measurements():
     return measure_liver(Volume(labels, (1.0, 1.0, 2.5), (-100.0, 50.0, 10.0)))
 
 
-def test_table_rows_show_liver_tumours_and_each_lesion():
+def test_table_rows_show_liver_tumors_and_each_lesion():
     result = measurements()
     rows = table_rows(results_table(result))
     assert rows[0] == list(COLUMNS)
     assert [row[0] for row in rows[1:]] == ["Liver", "Liver tumors (all)", "Liver tumor 1", "Liver tumor 2"]
-    liver, tumours, first, _ = rows[1:]
+    liver, tumors, first, _ = rows[1:]
     assert liver[1] == f"{result['liver_volume_ml']:.1f}"
-    assert tumours[1:4] == [f"{result['tumor_volume_ml']:.2f}", "2", f"{result['tumor_burden_percent']:.2f}"]
+    assert tumors[1:4] == [f"{result['tumor_volume_ml']:.2f}", "2", f"{result['tumor_burden_percent']:.2f}"]
     assert first[4] == f"{result['lesions'][0]['longest_axial_diameter_mm']:.1f}"
 
 

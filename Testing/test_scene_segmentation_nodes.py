@@ -21,11 +21,11 @@ DIRECTIONS = {
 }
 
 
-def label_volume(direction=np.eye(3), tumour=True):
-    """A liver block with (optionally) two tumours, on an anisotropic, asymmetric grid."""
+def label_volume(direction=np.eye(3), tumor=True):
+    """A liver block with (optionally) two tumors, on an anisotropic, asymmetric grid."""
     labels = np.zeros((6, 14, 16), np.uint8)
     labels[1:5, 2:12, 3:14] = 1
-    if tumour:
+    if tumor:
         labels[2:4, 4:7, 5:8] = 2
         labels[3, 9, 11] = 2
     return Volume(labels, (0.7, 0.9, 2.5), (-30.0, 12.0, 80.0), direction)
@@ -62,8 +62,8 @@ def test_label_map_round_trip_is_voxel_exact(name):
     assert back.array.dtype == np.uint8
 
 
-def test_no_tumour_still_gives_an_empty_tumour_segment_to_paint_into():
-    labels = label_volume(tumour=False)
+def test_no_tumor_still_gives_an_empty_tumor_segment_to_paint_into():
+    labels = label_volume(tumor=False)
     node = labels_to_segmentation(labels, closed_surface=False)
     assert node.GetSegmentation().GetSegment("LiverTumor") is not None
     np.testing.assert_array_equal(segmentation_to_labels(node, labels).array, labels.array)
@@ -121,12 +121,12 @@ def test_a_segmentation_without_liver_segments_is_refused():
         segmentation_to_labels(node, label_volume())
 
 
-def test_tumour_painted_over_the_liver_stays_tumour():
+def test_tumor_painted_over_the_liver_stays_tumor():
     labels = label_volume()
     liver_only = labels.with_array((labels.array > 0).astype(np.uint8))
     node = labels_to_segmentation(liver_only, closed_surface=False)
-    tumour = labels_to_segmentation(labels.with_array((labels.array == 2).astype(np.uint8) * 2), False)
-    node.GetSegmentation().GetSegment("LiverTumor").DeepCopy(tumour.GetSegmentation().GetSegment("LiverTumor"))
+    tumor = labels_to_segmentation(labels.with_array((labels.array == 2).astype(np.uint8) * 2), False)
+    node.GetSegmentation().GetSegment("LiverTumor").DeepCopy(tumor.GetSegmentation().GetSegment("LiverTumor"))
     np.testing.assert_array_equal(segmentation_to_labels(node, labels).array, labels.array)
 
 
@@ -144,7 +144,7 @@ def test_fingerprint_follows_content_not_the_scene():
     assert content_fingerprint(node) != written
 
 
-def test_a_neoplasm_of_another_organ_is_not_a_liver_tumour():
+def test_a_neoplasm_of_another_organ_is_not_a_liver_tumor():
     node = labels_to_segmentation(label_volume(), closed_surface=False)
     segment = node.GetSegmentation().GetSegment("LiverTumor")
     segment.SetTag(segment.GetTerminologyEntryTagName(),

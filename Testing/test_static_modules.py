@@ -116,7 +116,7 @@ def test_loading_the_module_logic_imports_nothing_installed_on_first_use():
     assert result.stdout.strip() == "[]"
 
 
-def test_gui_default_minimum_tumour_size_is_the_post_processing_default():
+def test_gui_default_minimum_tumor_size_is_the_post_processing_default():
     from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 
     for node in ast.walk(ast.parse(SEGMENT_MODULE.read_text(encoding="utf-8"))):

@@ -28,7 +28,7 @@ TUMOR_FREE = {"3Dircadb1.5", "3Dircadb1.11", "3Dircadb1.14", "3Dircadb1.20"}
 HAS_TUMOR = {case: case not in TUMOR_FREE for case in CASES}
 
 
-def test_holdout_split_is_by_patient_seeded_and_spreads_tumour_free_cases():
+def test_holdout_split_is_by_patient_seeded_and_spreads_tumor_free_cases():
     split = holdout_split(CASES, 0.2, seed=3, has_tumor=HAS_TUMOR)
     assert len(split.val) == 4 and len(split.train) == 16
     assert set(split.train).isdisjoint(split.val) and set(split.train) | set(split.val) == set(CASES)
@@ -123,14 +123,14 @@ def test_patches_hold_the_slice_category_and_stay_inside():
         assert (labels[2, tumor_row:tumor_row + 16, tumor_column:tumor_column + 16] == 2).any()
 
 
-def test_patches_visit_each_tumour_of_a_slice_whatever_its_size():
+def test_patches_visit_each_tumor_of_a_slice_whatever_its_size():
     labels = np.zeros((1, 64, 64), np.uint8)
     labels[0, 2:30, 2:30] = 2  # 784 pixels
     labels[0, 60, 60] = 2  # one pixel
     rng = np.random.default_rng(0)
     corners = np.concatenate([patch_corners(labels, [TUMOR_SLICE], 16, rng) for _ in range(400)])
-    near_small_tumour = ((corners >= 44) & (corners <= 48)).all(axis=1).mean()
-    assert 0.4 < near_small_tumour < 0.6
+    near_small_tumor = ((corners >= 44) & (corners <= 48)).all(axis=1).mean()
+    assert 0.4 < near_small_tumor < 0.6
 
 
 def test_slice_set_batches_stack_neighbours_and_cut_aligned_patches():
@@ -209,7 +209,7 @@ def test_loss_is_low_for_the_right_answer_and_high_for_the_wrong_one():
     assert math.isfinite(value.item()) and uniform.grad.abs().sum() > 0
 
 
-def test_dice_term_rewards_finding_a_small_tumour():
+def test_dice_term_rewards_finding_a_small_tumor():
     _, labels = _batch()
     logits = torch.nn.functional.one_hot(labels.clamp(max=1), 3).permute(0, 3, 1, 2).float() * 20
     dice_only = DiceCrossEntropyLoss(dice_weight=1.0, cross_entropy_weight=0.0)

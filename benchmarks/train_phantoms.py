@@ -1,9 +1,9 @@
 """Train on phantom patients for at most 5 CPU minutes, then score held-out phantom patients.
 
-The "Done when" of the trainer: liver Dice >= 0.95 and tumour Dice >= 0.75 on patients the model never saw.
+The "Done when" of the trainer: liver Dice >= 0.95 and tumor Dice >= 0.75 on patients the model never saw.
 Everything runs through the real commands, as a user would chain them:
   1. `phantom`-style cohorts in the 3D-IRCADb-01 layout (DICOM): training patients 1..N and held-out test
-     patients N+1..N+M of the same seeded cohort (different anatomy, tumours and scenarios);
+     patients N+1..N+M of the same seeded cohort (different anatomy, tumors and scenarios);
   2. `prepare` for each cohort;
   3. `train` on the training cohort (patient-wise split into train / validation) with --max-minutes;
   4. `evaluate` the best model on the held-out cohort (per-case and global Dice, lesion detection, HTML report).
@@ -37,7 +37,7 @@ def parse_arguments():
     parser.add_argument("--size", type=int, default=256, help="in-plane matrix of the phantom CTs (default 256)")
     parser.add_argument("--train", type=int, default=12, help="training patients (split into train / validation)")
     parser.add_argument("--test", type=int, default=24,
-                        help="held-out test patients (24: a per-case mean over a handful of tumour patients "
+                        help="held-out test patients (24: a per-case mean over a handful of tumor patients "
                              "swings by 0.1 with which patients they are)")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (the training seed is 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")

@@ -29,7 +29,7 @@ echo "== 4/6 evaluate on the held-out patients"
 "${lib[@]}" evaluate --model "$model" --data "$out/test-dataset" --out "$out/report" | tee "$out/evaluate.txt"
 report="$(tail -n 1 "$out/evaluate.txt")"
 
-echo "== 5/6 segment one held-out DICOM series (patient 11: three tumours; its series is also stored unzipped)"
+echo "== 5/6 segment one held-out DICOM series (patient 11: three tumors; its series is also stored unzipped)"
 series="$out/test-raw/3Dircadb1/3Dircadb1.11/PATIENT_DICOM"
 "${lib[@]}" segment --model "$model" --input "$series" --output "$out/segmentation.seg.nrrd" \
   --table "$out/results.csv"

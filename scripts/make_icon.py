@@ -1,4 +1,4 @@
-"""Draw the extension icon LiverResUNet.png (128x128): a liver silhouette with a tumour, on a CT-grey disc."""
+"""Draw the extension icon LiverResUNet.png (128x128): a liver silhouette with a tumor, on a CT-grey disc."""
 
 import sys
 from pathlib import Path
@@ -16,8 +16,8 @@ def draw_icon(size=128):
     u, v = x * 0.95 + y * 0.2, y * 0.95 - x * 0.2
     liver = ((u + 0.15) ** 2 / 0.55 + (v + 0.05) ** 2 / 0.16 <= 1) & (v < 0.45 - 0.35 * (u + 0.6))
     rgba[liver] = (221, 130, 101, 255)
-    tumour = (x - 0.12) ** 2 + (y + 0.02) ** 2 <= 0.028
-    rgba[tumour & liver] = (144, 238, 144, 255)
+    tumor = (x - 0.12) ** 2 + (y + 0.02) ** 2 <= 0.028
+    rgba[tumor & liver] = (144, 238, 144, 255)
     return Image.fromarray(rgba, "RGBA")
 
 

@@ -42,7 +42,7 @@ def program_name():
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=program_name(),
-        description="Liver and liver-tumour segmentation of abdominal CT with a 2D ResUNet.")
+        description="Liver and liver-tumor segmentation of abdominal CT with a 2D ResUNet.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, summary) in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -1,6 +1,6 @@
-"""What a radiologist reads off a liver / tumour label map: the numbers behind the results table.
+"""What a radiologist reads off a liver / tumor label map: the numbers behind the results table.
 
-Liver volume (the organ: labels 1 and 2), tumour count, total tumour volume, tumour burden (% of the liver)
+Liver volume (the organ: labels 1 and 2), tumor count, total tumor volume, tumor burden (% of the liver)
 and, per lesion, its volume, longest axial diameter and centroid. Lesions are the 3D connected components of
 label 2 as the evaluation labels them (:func:`label_lesions`), so the table and the evaluation report count the
 same lesions. Coordinates are LPS millimetres (the Volume convention); the scene bridge shows them as RAS.
@@ -55,7 +55,7 @@ def longest_axial_diameter_mm(mask, volume):
 
 
 def measure_liver(labels):
-    """Measurements of a label Volume (0 background, 1 liver, 2 tumour) in mL, mm and LPS mm.
+    """Measurements of a label Volume (0 background, 1 liver, 2 tumor) in mL, mm and LPS mm.
 
     Returns ``liver_volume_ml``, ``tumor_count``, ``tumor_volume_ml``, ``tumor_burden_percent`` (None without a
     liver) and ``lesions``: one dict per lesion, largest first, with ``lesion`` (1..n), ``volume_ml``,
@@ -63,10 +63,10 @@ def measure_liver(labels):
     """
     array = np.asarray(labels.array)
     liver_voxels = int(np.count_nonzero(array))
-    tumour = array == TUMOR
-    # Lesions are labelled inside the box around all tumour voxels: a whole CT is tens of millions of voxels.
-    crop = (ndimage.find_objects(tumour.view(np.uint8)) or [(slice(0, 1),) * 3])[0]
-    lesions = label_lesions(tumour[crop], labels.spacing)
+    tumor = array == TUMOR
+    # Lesions are labelled inside the box around all tumor voxels: a whole CT is tens of millions of voxels.
+    crop = (ndimage.find_objects(tumor.view(np.uint8)) or [(slice(0, 1),) * 3])[0]
+    lesions = label_lesions(tumor[crop], labels.spacing)
     rows = []
     to_lps = labels.ijk_to_lps()
     for number, box in sorted(enumerate(ndimage.find_objects(lesions.labels), start=1),

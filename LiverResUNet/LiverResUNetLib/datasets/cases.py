@@ -19,7 +19,7 @@ DATASET_KINDS = ("a prepared dataset (dataset.json)", "an MSD Task03 folder (ima
 
 @dataclass
 class Case:
-    """A CT (``image``, HU) with its reference ``label`` (uint8: 0 background, 1 liver, 2 tumour)."""
+    """A CT (``image``, HU) with its reference ``label`` (uint8: 0 background, 1 liver, 2 tumor)."""
 
     case_id: str  # "3Dircadb1.17", "lits.12", "msd.liver_3"
     image: Volume

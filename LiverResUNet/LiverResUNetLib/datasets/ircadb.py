@@ -5,11 +5,11 @@ The dataset's quirks, each handled here (../shared/reference/3dircadb.md):
   temporary copy (:mod:`safe_zip`).
 - Slice files have no extension and names that sort wrongly: slices are ordered by position (``read_series``),
   and each mask series is placed on the CT grid by position, not paired by file name.
-- Tumour mask folders are named ``livertumor``, ``livertumor01``, ``livertumor1``, ``livertumors`` or ``tumor``;
+- Tumor mask folders are named ``livertumor``, ``livertumor01``, ``livertumor1``, ``livertumors`` or ``tumor``;
   ``leftsurretumor``/``rightsurretumor`` (adrenal), ``liverkyst``/``livercyst`` and ``metastasectomie`` are not
-  liver tumours, so a ``*tumor*`` glob would be wrong. Names are compared case-insensitively.
-- A patient without a tumour mask is tumour-free. Patient 1.7's ``tumor`` mask lies outside its ``liver`` mask,
-  so the liver label is liver ∪ tumours and the tumour label is the tumours.
+  liver tumors, so a ``*tumor*`` glob would be wrong. Names are compared case-insensitively.
+- A patient without a tumor mask is tumor-free. Patient 1.7's ``tumor`` mask lies outside its ``liver`` mask,
+  so the liver label is liver ∪ tumors and the tumor label is the tumors.
 """
 
 import contextlib
@@ -27,13 +27,13 @@ from LiverResUNetLib.volume import LIVER, TUMOR
 
 PATIENT_PART, MASKS_PART = "PATIENT_DICOM", "MASKS_DICOM"
 LIVER_MASK = "liver"
-TUMOUR_MASK = re.compile(r"(livertumor(s|\d+)?|tumor)", re.IGNORECASE)
+TUMOR_MASK = re.compile(r"(livertumor(s|\d+)?|tumor)", re.IGNORECASE)
 ROOT_FOLDER = "3Dircadb1"
 
 
-def is_tumour_mask(name):
-    """True for a liver-tumour mask folder name; False for the liver, adrenal tumours, cysts and the rest."""
-    return TUMOUR_MASK.fullmatch(name) is not None
+def is_tumor_mask(name):
+    """True for a liver-tumor mask folder name; False for the liver, adrenal tumors, cysts and the rest."""
+    return TUMOR_MASK.fullmatch(name) is not None
 
 
 def _entries(folder):
@@ -160,13 +160,13 @@ def read_ircadb_patient(folder):
                                                f"{', '.join(sorted(structures)) or 'nothing'}")
             ct = read_series(patient_dicom, modality="CT")
             liver = _mask_on_grid(read_series(structures[LIVER_MASK], modality=None), ct, structures[LIVER_MASK])
-            tumour_masks = sorted(name for name in structures if is_tumour_mask(name))
-            tumours = np.zeros(ct.shape, dtype=bool)
-            for name in tumour_masks:
-                tumours |= _mask_on_grid(read_series(structures[name], modality=None), ct, structures[name])
+            tumor_masks = sorted(name for name in structures if is_tumor_mask(name))
+            tumors = np.zeros(ct.shape, dtype=bool)
+            for name in tumor_masks:
+                tumors |= _mask_on_grid(read_series(structures[name], modality=None), ct, structures[name])
         except InputError as error:
             raise parts.user_error(error) from error
     label = np.zeros(ct.shape, dtype=np.uint8)
-    label[liver | tumours] = LIVER
-    label[tumours] = TUMOR
-    return Case(folder.name, ct, ct.with_array(label, source=str(folder), tumour_masks=tumour_masks), str(folder))
+    label[liver | tumors] = LIVER
+    label[tumors] = TUMOR
+    return Case(folder.name, ct, ct.with_array(label, source=str(folder), tumor_masks=tumor_masks), str(folder))

@@ -1,6 +1,6 @@
 """Datasets stored as NIfTI image/label pairs: LiTS, Medical Segmentation Decathlon Task03_Liver, prepared.
 
-All three already use the project's labels (0 background, 1 liver, 2 tumour); the label is checked to hold
+All three already use the project's labels (0 background, 1 liver, 2 tumor); the label is checked to hold
 only those values and to lie on the image's grid, so a mismatched pair is refused by name, not trained on.
 """
 
@@ -17,6 +17,8 @@ from LiverResUNetLib.io.image_file import read_image
 from LiverResUNetLib.volume import LABEL_NAMES
 
 DATASET_JSON = "dataset.json"
+# Keys of dataset.json files written before the code settled on one spelling, and their names now.
+RENAMED_CASE_KEYS = {"tumour_voxels": "tumor_voxels"}
 LITS_VOLUME = re.compile(r"volume-(\d+)\.nii(\.gz)?", re.IGNORECASE)
 LITS_SEGMENTATION = re.compile(r"segmentation-(\d+)\.nii(\.gz)?", re.IGNORECASE)
 LITS_FROM_IRCADB = range(28, 48)
@@ -42,7 +44,7 @@ def _label_on_grid(label, image, where):
     unknown = present[(present < 0) | (present >= len(LABEL_NAMES))]
     if unknown.size:
         raise input_error(where, f"holds label values {unknown.tolist()}; expected 0 (background), 1 (liver), "
-                                 "2 (liver tumour)")
+                                 "2 (liver tumor)")
     return image.with_array(values.astype(np.uint8), source=str(where))
 
 
@@ -114,6 +116,8 @@ def msd_cases(folder):
 def read_dataset_json(folder):
     """The ``dataset.json`` of a prepared dataset as a dict, or None when ``folder`` is not one.
 
+    Case entries written by older versions come back with today's key names (:data:`RENAMED_CASE_KEYS`).
+
     Raises:
         InputError: the file exists but is not valid JSON.
     """
@@ -124,7 +128,14 @@ def read_dataset_json(folder):
         description = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise input_error(path, f"is not valid JSON: {error}") from error
-    return description if isinstance(description, dict) and isinstance(description.get("cases"), list) else None
+    if not isinstance(description, dict) or not isinstance(description.get("cases"), list):
+        return None
+    for entry in description["cases"]:
+        if isinstance(entry, dict):
+            for old, new in RENAMED_CASE_KEYS.items():
+                if old in entry:
+                    entry.setdefault(new, entry.pop(old))
+    return description
 
 
 def prepared_cases(folder):

@@ -1,7 +1,7 @@
 """Convert a raw dataset into one folder per case: OUT/<case id>/image.nii.gz (HU) and label.nii.gz (0/1/2).
 
 RAW is a 3D-IRCADb-01 root or patient folder (zipped, unzipped or mixed), a LiTS folder, an MSD Task03_Liver
-folder, or a dataset prepared before. OUT/dataset.json lists every case with its slices, spacing, tumour
+folder, or a dataset prepared before. OUT/dataset.json lists every case with its slices, spacing, tumor
 voxels and source. Training and evaluation then read small compressed files instead of DICOM zips.
 The dataset is built in a temporary folder beside OUT and renamed into place: a case that fails leaves
 no half dataset, and an existing OUT stays as it was.
@@ -44,7 +44,7 @@ def write_case(case, folder, note=""):
     write_image(case.label, folder / case.case_id / LABEL_FILE)
     entry = {"id": case.case_id, "image": f"{case.case_id}/{IMAGE_FILE}", "label": f"{case.case_id}/{LABEL_FILE}",
              "slices": int(case.image.shape[0]), "spacing": [round(s, 6) for s in case.image.spacing],
-             "tumour_voxels": int((case.label.array == TUMOR).sum()), "source": str(case.source)}
+             "tumor_voxels": int((case.label.array == TUMOR).sum()), "source": str(case.source)}
     if note:
         entry["note"] = note
     return entry
@@ -78,7 +78,7 @@ def prepare_dataset(raw, out, progress=None):
             entry = write_case(source.load(), temporary, source.note)
             entries.append(entry)
             if progress:
-                message = f"{entry['id']}: {entry['slices']} slices, {entry['tumour_voxels']} tumour voxels"
+                message = f"{entry['id']}: {entry['slices']} slices, {entry['tumor_voxels']} tumor voxels"
                 progress((index + 1) / len(sources), message + (f" (note: {source.note})" if source.note else ""))
         description = {**new_description(out.name, str(raw)), "cases": entries}
         (temporary / DATASET_JSON).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")

@@ -1,5 +1,5 @@
 """What each segment means, in codes: the Slicer terminology of "Liver" and "Liver tumor", and the one rule
-that tells a liver segment from a liver-tumour segment in a segmentation made anywhere (a SEG from a PACS
+that tells a liver segment from a liver-tumor segment in a segmentation made anywhere (a SEG from a PACS
 viewer, a .seg.nrrd from Slicer).
 """
 
@@ -14,7 +14,7 @@ LIVER_CODE = "10200004"
 LIVER_CODES_ANY_SCHEME = {LIVER_CODE, "T-62000"}
 NEOPLASM_CODES = {"108369006", "86049000", "14799000",  # neoplasm; primary; secondary (SCT)
                   "M-80000", "M-80003", "M-80006"}  # the same in SRT
-# Names that mark a tumour segment made elsewhere (3D-IRCADb's "livertumor01", a user's "Lesion 2"...).
+# Names that mark a tumor segment made elsewhere (3D-IRCADb's "livertumor01", a user's "Lesion 2"...).
 TUMOR_NAME = re.compile(r"tumou?r|lesion|metasta|neoplasm")
 
 
@@ -49,7 +49,7 @@ def segment_role(type_code, region_code, name):
     """LIVER, TUMOR or None for a segment described by its type code, anatomic region code and name.
 
     The terminology decides when it says liver or neoplasm (a neoplasm of another organ is not a liver
-    tumour); otherwise the name does ("liver"; "livertumor01", "Lesion 2"...).
+    tumor); otherwise the name does ("liver"; "livertumor01", "Lesion 2"...).
     """
     name = (name or "").strip().lower()
     if type_code in NEOPLASM_CODES:

@@ -1,10 +1,10 @@
-"""Read a DICOM Segmentation onto the grid of its CT as a label map (0 background, 1 liver, 2 liver tumour).
+"""Read a DICOM Segmentation onto the grid of its CT as a label map (0 background, 1 liver, 2 liver tumor).
 
 A SEG made anywhere (this project, Slicer, a PACS viewer, dcmqi) is accepted when it belongs to the CT: the
 same series (when it names one) and frame of reference (when both have one), every frame on one of the
 CT's slices with the CT's orientation, pixel size and matrix, every referenced instance one of the CT's.
 Anything else is refused with the reason, never resampled. Segments are told apart by their codes (or
-names, see ``codes.segment_role``); tumour is painted over liver. Only pydicom is needed (2.4 and 3.x).
+names, see ``codes.segment_role``); tumor is painted over liver. Only pydicom is needed (2.4 and 3.x).
 """
 
 from pathlib import Path
@@ -53,7 +53,7 @@ def _code_value(item, keyword):
 
 
 def _segment_roles(seg, where):
-    """{segment number: LIVER or TUMOR} for the segments that are liver or liver tumour."""
+    """{segment number: LIVER or TUMOR} for the segments that are liver or liver tumor."""
     roles, found = {}, []
     for item in seg.get("SegmentSequence", []):
         region = _code_value(item, "AnatomicRegionSequence") or _code_value(
@@ -157,7 +157,7 @@ def read_seg_labels(path, ct):
     Raises:
         InputError: naming the file and the reason: not a readable SEG, another series or frame of reference,
             frames off the CT's slices or of another size, orientation or pixel size, frames derived from other
-            instances, no liver or liver-tumour segment, unreadable pixel data.
+            instances, no liver or liver-tumor segment, unreadable pixel data.
     """
     path = Path(path)
     try:

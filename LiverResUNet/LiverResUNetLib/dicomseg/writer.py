@@ -1,4 +1,4 @@
-"""Write a label map (0 background, 1 liver, 2 liver tumour) as a DICOM Segmentation of its CT series.
+"""Write a label map (0 background, 1 liver, 2 liver tumor) as a DICOM Segmentation of its CT series.
 
 The SEG shares the CT's patient and study, starts a new series, references the CT series and every CT
 instance, and holds one binary frame per non-empty slice and segment on the CT's exact grid ("Liver" and

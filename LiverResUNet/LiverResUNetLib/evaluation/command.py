@@ -1,7 +1,7 @@
 """Score a trained model on a dataset and write the evaluation report.
 
 Every case of DATA (a prepared dataset, or a raw 3D-IRCADb-01 / LiTS / MSD folder) is segmented with MODEL and
-compared with its reference labels: liver and tumour Dice, IoU, accuracy, sensitivity, specificity, precision
+compared with its reference labels: liver and tumor Dice, IoU, accuracy, sensitivity, specificity, precision
 and HD95 per case, mean ± sd over cases and pooled over all voxels; lesion-wise detection; confusion matrices.
 
 REPORT receives report.json, cases.csv, lesions.csv, figures/*.png and report.html (one self-contained page).
@@ -108,7 +108,7 @@ def evaluate_model(model_path, data, out, progress=None, device="auto", case_ids
             cases.append(dict(scores, case_id=case.case_id, source=str(case.source), note=source.note,
                               figures=figures, in_training_set=case.case_id in overlap["training"]))
             step(1.0, f"liver Dice {_format(scores['liver']['dice'])}, "
-                      f"tumour Dice {'tumour-free' if scores['tumor_free'] else _format(scores['tumor']['dice'])}")
+                      f"tumor Dice {'tumor-free' if scores['tumor_free'] else _format(scores['tumor']['dice'])}")
         report = write_report(folder, {
             "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "software": f"LiverResUNet {__version__}, torch {torch.__version__}, numpy {np.__version__}, "

@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 from LiverResUNetLib.volume import LABEL_NAMES, TUMOR
 
 DPI = 100
-# Reference = solid lines, prediction = dashed lines; liver and tumour in clearly different colours.
+# Reference = solid lines, prediction = dashed lines; liver and tumor in clearly different colours.
 CONTOURS = (
     ("reference", "liver", "#22dd22", "solid"),
     ("reference", "tumor", "#ffd500", "solid"),
@@ -29,7 +29,7 @@ def _save(figure, path):
 
 
 def plot_training_curves(history, path):
-    """Training loss, validation Dice (liver, tumour) and learning rate per epoch, from the model card.
+    """Training loss, validation Dice (liver, tumor) and learning rate per epoch, from the model card.
 
     ``history`` is ``card["training"]["history"]``: a list of dicts with ``epoch``, ``train_loss``,
     ``val_liver_dice``, ``val_tumor_dice`` and ``lr``. Returns ``path``, or None when there is no history.
@@ -46,7 +46,7 @@ def plot_training_curves(history, path):
     loss_axes.plot(epochs, series("train_loss"), marker=".", color="#1f5fbf")
     loss_axes.set(title="Training loss (Dice + cross-entropy)", xlabel="epoch", ylabel="loss")
     dice_axes.plot(epochs, series("val_liver_dice"), marker=".", color="#1a9a1a", label="liver")
-    dice_axes.plot(epochs, series("val_tumor_dice"), marker=".", color="#d02020", label="tumour")
+    dice_axes.plot(epochs, series("val_tumor_dice"), marker=".", color="#d02020", label="tumor")
     dice_axes.set(title="Validation Dice", xlabel="epoch", ylabel="Dice", ylim=(0, 1))
     dice_axes.legend(loc="lower right")
     lr_axes.plot(epochs, series("lr"), marker=".", color="#555555")
@@ -94,7 +94,7 @@ def _slice_dice(prediction, reference):
 
 
 def slice_scores(prediction, reference):
-    """Per-slice score: the mean of the liver Dice and (where a tumour is present or predicted) tumour Dice.
+    """Per-slice score: the mean of the liver Dice and (where a tumor is present or predicted) tumor Dice.
 
     Returns ``{k: score}`` for every slice where the reference or the prediction has liver.
     """
@@ -157,7 +157,7 @@ def plot_slice_overlay(ct, reference, prediction, path, window, pixel_spacing=(1
         if mask.any() and not mask.all():
             axes.contour(mask.astype(np.uint8), levels=[0.5], colors=[colour], linestyles=style, linewidths=1.6)
         handles.append(Line2D([], [], color=colour, linestyle=style, linewidth=1.6,
-                              label=f"{source} {'tumour' if structure == 'tumor' else structure}"))
+                              label=f"{source} {'tumor' if structure == 'tumor' else structure}"))
     axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, fontsize=8, frameon=False)
     axes.set_title(title, fontsize=10)
     axes.set_axis_off()

@@ -1,6 +1,6 @@
-"""Lesion-wise detection: which reference tumours a prediction found, missed or invented.
+"""Lesion-wise detection: which reference tumors a prediction found, missed or invented.
 
-Lesions are the 3D connected components of a tumour mask under 26-connectivity (voxels touching by a face,
+Lesions are the 3D connected components of a tumor mask under 26-connectivity (voxels touching by a face,
 an edge or a corner belong to one lesion). A reference lesion is *detected* when at least one predicted
 voxel overlaps it; a predicted lesion that overlaps no reference lesion is a *false positive*.
 The Dice of a reference lesion compares it with the union of the predicted lesions that overlap it
@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 CONNECTIVITY = 26
-DETECTION_RULE = "a reference lesion is detected when any predicted tumour voxel overlaps it (>= 1 voxel)"
+DETECTION_RULE = "a reference lesion is detected when any predicted tumor voxel overlaps it (>= 1 voxel)"
 _STRUCTURE = ndimage.generate_binary_structure(3, 3)
 
 
@@ -40,7 +40,7 @@ class LabelledLesions:
 
 
 def label_lesions(mask, spacing):
-    """Split a boolean tumour mask ``[k, j, i]`` into 26-connected lesions with their volumes in mL."""
+    """Split a boolean tumor mask ``[k, j, i]`` into 26-connected lesions with their volumes in mL."""
     labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=_STRUCTURE)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     voxels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
@@ -75,7 +75,7 @@ def _predicted_rows(predicted_lesions, reference):
 
 
 def lesion_detection(prediction, reference, spacing):
-    """Match the lesions of a predicted and a reference tumour mask (boolean arrays on one grid).
+    """Match the lesions of a predicted and a reference tumor mask (boolean arrays on one grid).
 
     Returns counts (``reference_lesions``, ``predicted_lesions``, ``detected``, ``missed``, ``false_positive``)
     and per-lesion rows: ``reference`` (lesion, volume_ml, centroid_kji, detected, dice) and ``predicted``

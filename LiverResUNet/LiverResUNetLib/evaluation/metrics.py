@@ -1,8 +1,8 @@
-"""Overlap and distance metrics for liver and tumour masks, per case and aggregated over a test set.
+"""Overlap and distance metrics for liver and tumor masks, per case and aggregated over a test set.
 
 Plain numpy / scipy on label arrays indexed ``[k, j, i]`` with ``spacing = (di, dj, dk)`` in mm (the Volume
 convention). A metric whose denominator is empty is ``None``, never a made-up 0 or 1: a case without any
-reference tumour is "tumour-free" and is scored by its false positives instead of a Dice.
+reference tumor is "tumor-free" and is scored by its false positives instead of a Dice.
 """
 
 import numpy as np
@@ -15,7 +15,7 @@ HD_PERCENTILE = 95
 STRUCTURES = ("liver", "tumor")
 OVERLAP_METRICS = ("dice", "iou", "accuracy", "sensitivity", "specificity", "precision")
 CASE_METRICS = OVERLAP_METRICS + ("hd95_mm",)
-# What a tumour-free case cannot have: every metric that divides by the reference tumour (or by the
+# What a tumor-free case cannot have: every metric that divides by the reference tumor (or by the
 # prediction, which can only be wrong there).
 REFERENCE_BOUND_METRICS = ("dice", "iou", "sensitivity", "precision", "hd95_mm")
 
@@ -102,15 +102,15 @@ def confusion_matrix(prediction, reference, num_classes=len(LABEL_NAMES)):
 
 
 def _structure_masks(labels):
-    """The organ "liver" (labels 1 and 2: tumours lie in the liver) and the "tumor" (label 2)."""
+    """The organ "liver" (labels 1 and 2: tumors lie in the liver) and the "tumor" (label 2)."""
     return {"liver": labels > 0, "tumor": labels == TUMOR}
 
 
 def case_metrics(pred_labels, ref_labels, spacing):
-    """All scores of one case: liver and tumour metrics, lesion detection and the 3x3 confusion matrix.
+    """All scores of one case: liver and tumor metrics, lesion detection and the 3x3 confusion matrix.
 
-    ``pred_labels`` and ``ref_labels`` are label arrays (0/1/2) on one grid. When the reference has no tumour
-    the case is ``tumor_free``: its tumour Dice, IoU, sensitivity, precision and HD95 are None and its
+    ``pred_labels`` and ``ref_labels`` are label arrays (0/1/2) on one grid. When the reference has no tumor
+    the case is ``tumor_free``: its tumor Dice, IoU, sensitivity, precision and HD95 are None and its
     false-positive voxels, volume and lesions are reported instead.
     """
     pred_labels = np.asarray(pred_labels)

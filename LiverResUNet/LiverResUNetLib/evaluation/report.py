@@ -24,26 +24,26 @@ TABLE_METRICS = (("dice", "Dice"), ("iou", "IoU"), ("sensitivity", "sensitivity"
                  ("hd95_mm", "HD95 (mm)"), ("accuracy", "accuracy"), ("specificity", "specificity"))
 LESION_COLUMNS = ("case_id", "kind", "lesion", "volume_ml", "centroid_k", "centroid_j", "centroid_i", "detected",
                   "dice", "false_positive")
-STRUCTURE_TITLES = {"liver": "Liver (labels 1 + 2)", "tumor": "Tumour (label 2)"}
+STRUCTURE_TITLES = {"liver": "Liver (labels 1 + 2)", "tumor": "Tumor (label 2)"}
 DEFINITIONS = {
-    "liver": "the organ: every voxel labelled liver (1) or tumour (2)",
-    "tumour": "voxels labelled tumour (2)",
+    "liver": "the organ: every voxel labelled liver (1) or tumor (2)",
+    "tumor": "voxels labelled tumor (2)",
     "undefined metrics": "a metric whose denominator is empty is reported as undefined (null in JSON, blank in CSV, "
                          "a dash in tables), never as 0 or 1",
-    "tumour-free case": "a case whose reference has no tumour voxel; it has no tumour Dice, IoU, sensitivity, "
-                        "precision or HD95 and is scored by its false-positive tumour voxels and lesions",
+    "tumor-free case": "a case whose reference has no tumor voxel; it has no tumor Dice, IoU, sensitivity, "
+                        "precision or HD95 and is scored by its false-positive tumor voxels and lesions",
     "HD95 (mm)": f"symmetric {HD_PERCENTILE}th-percentile Hausdorff distance between the mask surfaces (voxels "
                  "with a face neighbour outside the mask), in mm on the voxel grid's own spacing: the larger of the "
                  "two directed percentiles",
     "mean ± sd (n)": "mean and sample standard deviation over the n cases where the metric is defined",
     "global": "all voxels of all evaluated cases pooled into one set of counts",
-    "lesions": f"3D connected components of the tumour mask with {CONNECTIVITY}-connectivity; {DETECTION_RULE}; "
+    "lesions": f"3D connected components of the tumor mask with {CONNECTIVITY}-connectivity; {DETECTION_RULE}; "
                "a predicted lesion overlapping no reference lesion is a false positive; the Dice of a reference "
                "lesion compares it with the union of the predicted lesions overlapping it (0 when missed); "
                "centroids are voxel indices [k, j, i] of the image as stored",
-    "confusion matrix": "voxel counts, rows = reference label, columns = predicted label (background, liver, tumour)",
-    "best and worst slices": "per-slice score = mean of the liver Dice and, where tumour is present or predicted, "
-                             "the tumour Dice on that slice; slices are axial, counted from the feet end (k = 0), "
+    "confusion matrix": "voxel counts, rows = reference label, columns = predicted label (background, liver, tumor)",
+    "best and worst slices": "per-slice score = mean of the liver Dice and, where tumor is present or predicted, "
+                             "the tumor Dice on that slice; slices are axial, counted from the feet end (k = 0), "
                              "shown with the patient's right on the left of the image and the front at the top",
 }
 STYLE = """
@@ -249,10 +249,10 @@ lesions ({_number(lesions['false_positives_per_case'], 2)} per case); per-lesion
 
 def _tumor_free_sentence(tumor_free):
     if not tumor_free["case_ids"]:
-        return "No evaluated case is tumour-free."
-    return (f"<b>Tumour-free cases</b> ({len(tumor_free['case_ids'])}: {_ids(tumor_free['case_ids'])}) have no "
-            f"tumour Dice; {tumor_free['with_false_positive_lesions']} of them got false-positive tumour lesions; "
-            f"false-positive tumour volume {_format_mean_sd(tumor_free['false_positive_ml'], 2)} mL.")
+        return "No evaluated case is tumor-free."
+    return (f"<b>Tumor-free cases</b> ({len(tumor_free['case_ids'])}: {_ids(tumor_free['case_ids'])}) have no "
+            f"tumor Dice; {tumor_free['with_false_positive_lesions']} of them got false-positive tumor lesions; "
+            f"false-positive tumor volume {_format_mean_sd(tumor_free['false_positive_ml'], 2)} mL.")
 
 
 def _case_table(cases):
@@ -264,7 +264,7 @@ def _case_table(cases):
         cells += [f"<td>{_number(case['liver'][metric], DIGITS.get(metric, 3))}</td>" for metric, _ in TABLE_METRICS]
         tumor = case["tumor"]
         if case["tumor_free"]:
-            cells.append(f'<td class="note" colspan="5">tumour-free: {tumor["fp"]:,} false-positive voxels '
+            cells.append(f'<td class="note" colspan="5">tumor-free: {tumor["fp"]:,} false-positive voxels '
                          f'({tumor["false_positive_ml"]:.2f} mL)</td>')
             cells += [f"<td>{_number(tumor[metric])}</td>" for metric in ("accuracy", "specificity")]
         else:
@@ -289,7 +289,7 @@ def _confusion_table(matrix):
 
 def _lesion_table(lesions):
     if not lesions["reference"] and not lesions["predicted"]:
-        return "<p>No tumour lesion in the reference or the prediction.</p>"
+        return "<p>No tumor lesion in the reference or the prediction.</p>"
     rows = "".join(f"<tr><td>{row['lesion']}</td><td>{row['volume_ml']:.2f}</td>"
                    f"<td>{'detected' if row['detected'] else '<b>missed</b>'}</td><td>{row['dice']:.3f}</td></tr>"
                    for row in lesions["reference"])
@@ -350,5 +350,5 @@ def summary_lines(summary):
     lines.append(f"lesions: {lesions['detected']}/{lesions['reference_lesions']} detected, "
                  f"{lesions['missed']} missed, {lesions['false_positive']} false positive "
                  f"({CONNECTIVITY}-connected components)")
-    lines.append(f"tumour-free cases: {', '.join(map(str, tumor_free['case_ids'])) or 'none'}")
+    lines.append(f"tumor-free cases: {', '.join(map(str, tumor_free['case_ids'])) or 'none'}")
     return lines

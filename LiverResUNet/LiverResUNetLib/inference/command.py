@@ -1,7 +1,7 @@
 """Label one CT image file with a model: the network's part of the Slicer module's Apply, in a process of its own.
 
 Reads an image file (.nrrd, .nii.gz, .mha), predicts and post-processes its labels and writes them as a label
-map on the image's grid (0 background, 1 liver, 2 liver tumour), atomically. No MRML: it runs in any Python
+map on the image's grid (0 background, 1 liver, 2 liver tumor), atomically. No MRML: it runs in any Python
 holding the core's packages (Slicer's PythonSlicer included). Progress lines go to standard error. The Slicer
 module runs it as a child process so that its window stays live and Cancel ends the prediction at once.
 

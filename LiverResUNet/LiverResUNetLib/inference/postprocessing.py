@@ -1,8 +1,8 @@
-"""Anatomical clean-up of a predicted label map: one liver, no holes, tumours only in the liver, no specks.
+"""Anatomical clean-up of a predicted label map: one liver, no holes, tumors only in the liver, no specks.
 
 A slice-wise network makes isolated mistakes that anatomy rules out: liver-like blobs in the spleen or
-heart, holes where a vessel or a necrotic centre looked unusual, "tumours" in the kidney, single-voxel
-tumour specks. Each rule below removes one kind and can be turned off.
+heart, holes where a vessel or a necrotic centre looked unusual, "tumors" in the kidney, single-voxel
+tumor specks. Each rule below removes one kind and can be turned off.
 """
 
 import dataclasses
@@ -22,8 +22,8 @@ class PostprocessOptions:
     Attributes:
         keep_largest_liver: keep only the largest 3D connected component of the liver (labels 1 and 2).
         fill_liver_holes: label as liver the background that the liver encloses in an axial slice.
-        tumor_inside_liver: drop tumour components that touch no liver voxel (they become background).
-        min_tumor_mm3: tumour components smaller than this (mm³) become liver; 0 keeps every one.
+        tumor_inside_liver: drop tumor components that touch no liver voxel (they become background).
+        min_tumor_mm3: tumor components smaller than this (mm³) become liver; 0 keeps every one.
     """
 
     keep_largest_liver: bool = True
@@ -41,11 +41,11 @@ class PostprocessOptions:
 
 
 def postprocess(labels, spacing, options=None):
-    """Cleaned copy of a label array ``[k, j, i]`` (0 background, 1 liver, 2 tumour) as uint8.
+    """Cleaned copy of a label array ``[k, j, i]`` (0 background, 1 liver, 2 tumor) as uint8.
 
     Args:
         labels: predicted labels; not modified.
-        spacing: ``(di, dj, dk)`` voxel size in mm, for the tumour size threshold.
+        spacing: ``(di, dj, dk)`` voxel size in mm, for the tumor size threshold.
         options: :class:`PostprocessOptions`; None applies the defaults. Hole filling works in the
             ``[j, i]`` planes, so pass labels in canonical axial orientation.
     """
@@ -78,9 +78,9 @@ def _bounding_box(mask, margin=1):
 
 def _drop_components(region, keep_largest, need_liver):
     """Set to background, in place, the 3D (face-connected) components of the liver (labels 1 and 2) that are
-    not the largest (``keep_largest``) or that hold no liver voxel, only tumour (``need_liver``).
+    not the largest (``keep_largest``) or that hold no liver voxel, only tumor (``need_liver``).
 
-    A tumour component touching no liver voxel is exactly a component without liver voxels, so one
+    A tumor component touching no liver voxel is exactly a component without liver voxels, so one
     labelling serves both rules.
     """
     components, count = ndimage.label(region > 0)
@@ -120,7 +120,7 @@ def _fill_axial_holes(region):
 
 
 def _small_tumors_to_liver(region, min_voxels):
-    """Relabel as liver, in place, the tumour components (face-connected) of fewer than ``min_voxels`` voxels."""
+    """Relabel as liver, in place, the tumor components (face-connected) of fewer than ``min_voxels`` voxels."""
     tumors, count = ndimage.label(region == TUMOR)
     if count:
         small = np.bincount(tumors.ravel(), minlength=count + 1) < min_voxels

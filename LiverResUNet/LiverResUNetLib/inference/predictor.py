@@ -44,7 +44,7 @@ def pick_device(name="auto"):
 
 
 def predict_volume(volume, model, device="auto", batch_size=None, postprocess=None, progress=None, cancel=None):
-    """Segment the liver and liver tumours of a CT.
+    """Segment the liver and liver tumors of a CT.
 
     Args:
         volume: CT :class:`Volume` in HU, any orientation.
@@ -57,7 +57,7 @@ def predict_volume(volume, model, device="auto", batch_size=None, postprocess=No
         cancel: optional ``cancel() -> bool``, asked between batches; True raises ``errors.Cancelled``.
 
     Returns:
-        A uint8 label Volume (0 background, 1 liver, 2 tumour) on ``volume``'s exact grid.
+        A uint8 label Volume (0 background, 1 liver, 2 tumor) on ``volume``'s exact grid.
     """
     report = progress or (lambda fraction, message: None)
     canonical = to_canonical(volume)
@@ -66,7 +66,7 @@ def predict_volume(volume, model, device="auto", batch_size=None, postprocess=No
     report(NETWORK_SHARE, "post-processing")
     labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
     result = volume.with_array(np.ascontiguousarray(from_canonical(labels, canonical)),
-                               description="liver and liver tumour labels")
+                               description="liver and liver tumor labels")
     report(1.0, "done")
     return result
 
@@ -109,9 +109,9 @@ def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress
 
 
 def _labels_at_size(logits, size):
-    """Argmax labels at ``size`` of bilinearly upsampled background / liver / tumour logits, as uint8.
+    """Argmax labels at ``size`` of bilinearly upsampled background / liver / tumor logits, as uint8.
 
-    Upsampling is linear, so the liver and tumour logits are first taken relative to the background:
+    Upsampling is linear, so the liver and tumor logits are first taken relative to the background:
     two maps to interpolate instead of three, and the argmax becomes two comparisons.
     """
     import torch

@@ -1,4 +1,4 @@
-"""The 2D residual U-Net that labels each axial slice background / liver / liver tumour.
+"""The 2D residual U-Net that labels each axial slice background / liver / liver tumor.
 
 A U-Net (Ronneberger 2015) whose encoder and decoder are made of pre-activation residual units
 (He 2016; the ResUNet of Zhang 2018): each unit is BN-ReLU-conv3x3 twice plus an identity shortcut,
@@ -57,7 +57,7 @@ class ResUNet(nn.Module):
 
     Args:
         in_channels: input slices per prediction (1, or ``2 * context + 1`` for 2.5D).
-        num_classes: output classes (background, liver, tumour).
+        num_classes: output classes (background, liver, tumor).
         base_width: feature channels at the first level; each deeper level doubles it.
         depth: number of resolution levels (the encoder halves the resolution ``depth - 1`` times).
         max_width: cap on the number of channels of the deepest levels.

@@ -3,8 +3,8 @@
 No real dataset can be downloaded here, yet the readers, the training and the evaluation need patients.
 Every structure is an analytic shape in millimetres (LPS), drawn from a seed onto a tissue map; the HU
 image, the 3D-IRCADb-style masks and the label map are all read off that one map, so they always agree.
-The patient number picks a scenario that mirrors the dataset's quirks: the varied tumour folder names,
-tumour-free patients, an adrenal tumour and a cyst (not liver tumours), and patient 1.7's tumour mask
+The patient number picks a scenario that mirrors the dataset's quirks: the varied tumor folder names,
+tumor-free patients, an adrenal tumor and a cyst (not liver tumors), and patient 1.7's tumor mask
 lying outside its liver mask.
 """
 
@@ -17,7 +17,7 @@ from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 # Typical abdomen half-width (mm) that organ sizes below are given for; each patient is scaled to its own body.
 REFERENCE_HALF_WIDTH_MM = 160.0
-TUMOUR_DIAMETER_MM = (3.0, 40.0)
+TUMOR_DIAMETER_MM = (3.0, 40.0)
 ALONG_Z = 1e5  # half-length (mm) of shapes that run through every slice: spine, vessels, ribs
 
 
@@ -25,20 +25,20 @@ ALONG_Z = 1e5  # half-length (mm) of shapes that run through every slice: spine,
 class Scenario:
     """What a patient's MASKS_DICOM holds beyond the liver, after a 3D-IRCADb-01 patient it imitates."""
 
-    tumour_folders: str  # "numbered" (livertumor01..), "unpadded" (livertumor1..), or one folder name for all
-    traps: tuple = ()  # mask folders that are NOT liver tumours
-    tumour_free: bool = False
-    tumour_outside_liver_mask: bool = False  # patient 1.7: the liver mask excludes the tumours
+    tumor_folders: str  # "numbered" (livertumor01..), "unpadded" (livertumor1..), or one folder name for all
+    traps: tuple = ()  # mask folders that are NOT liver tumors
+    tumor_free: bool = False
+    tumor_outside_liver_mask: bool = False  # patient 1.7: the liver mask excludes the tumors
 
 
 SCENARIOS = (
     Scenario("numbered", traps=("liverkyst",)),  # 1.1, 1.8
     Scenario("livertumor", traps=("leftsurretumor",)),
-    Scenario("livertumor", traps=("metastasectomie", "livercyst"), tumour_free=True),  # 1.14
-    Scenario("tumor", tumour_outside_liver_mask=True),  # 1.7
+    Scenario("livertumor", traps=("metastasectomie", "livercyst"), tumor_free=True),  # 1.14
+    Scenario("tumor", tumor_outside_liver_mask=True),  # 1.7
     Scenario("unpadded", traps=("rightsurretumor",)),  # 1.17
     Scenario("livertumors", traps=("liverkyste",)),  # 1.19
-    Scenario("livertumor", traps=("leftsurretumor",), tumour_free=True),  # 1.5
+    Scenario("livertumor", traps=("leftsurretumor",), tumor_free=True),  # 1.5
 )
 
 
@@ -48,8 +48,8 @@ def scenario_for(number):
 
 
 @dataclass
-class Tumour:
-    """A liver tumour as generated: its mask folder, centre (LPS mm), diameter, mean HU and kind."""
+class Tumor:
+    """A liver tumor as generated: its mask folder, centre (LPS mm), diameter, mean HU and kind."""
 
     folder: str
     centre_mm: tuple
@@ -68,7 +68,7 @@ class PhantomPatient:
     ct: Volume
     label: Volume
     masks: dict
-    tumours: list  # of Tumour
+    tumors: list  # of Tumor
     scenario: Scenario
 
 
@@ -202,23 +202,23 @@ def generate_patient(seed, size=64, number=1, slices=None, slice_spacing=None):
     body.paint_thorax_and_bowel(tissues)
     body.paint_skeleton_and_vessels(tissues)
     organs = body.paint_organs(tissues, scenario)
-    tumours = body.paint_lesions(tissues, scenario, organs)
+    tumors = body.paint_lesions(tissues, scenario, organs)
 
     hu = ndimage.gaussian_filter(tissues.image(), sigma=(0.0, 0.6, 0.6), truncate=2.5)
     noise_rng = np.random.default_rng([seed, number, 1])  # its own stream: the same patient at any matrix size
     hu += noise_rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_sd(noise_rng.uniform(10, 20), size))
     ct_array = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
-    masks = _structure_masks(tissues, organs, tumours, scenario)
-    tumour_voxels = np.zeros(grid.shape, dtype=bool)
-    for tumour in tumours:
-        tumour_voxels |= masks[tumour.folder]
+    masks = _structure_masks(tissues, organs, tumors, scenario)
+    tumor_voxels = np.zeros(grid.shape, dtype=bool)
+    for tumor in tumors:
+        tumor_voxels |= masks[tumor.folder]
     label = np.zeros(grid.shape, dtype=np.uint8)
-    label[masks["liver"] | tumour_voxels] = LIVER
-    label[tumour_voxels] = TUMOR
+    label[masks["liver"] | tumor_voxels] = LIVER
+    label[tumor_voxels] = TUMOR
 
     description = f"LiverResUNet phantom, seed {seed}, patient {number}"
     ct = Volume(ct_array, grid.spacing, grid.origin, np.eye(3), {"description": description})
-    return PhantomPatient(number, seed, ct, ct.with_array(label, description=description), masks, tumours, scenario)
+    return PhantomPatient(number, seed, ct, ct.with_array(label, description=description), masks, tumors, scenario)
 
 
 def noise_sd(sd_at_512, size):
@@ -230,17 +230,17 @@ def noise_sd(sd_at_512, size):
     return sd_at_512 * size / 512
 
 
-def _structure_masks(tissues, organs, tumours, scenario):
-    """The MASKS_DICOM folders: organs, one or several tumour folders, the traps; empty masks are left out."""
+def _structure_masks(tissues, organs, tumors, scenario):
+    """The MASKS_DICOM folders: organs, one or several tumor folders, the traps; empty masks are left out."""
     liver_tissue = [organs["liver"], organs["liver vessel"], *organs["liver lesions"].values()]
-    if not scenario.tumour_outside_liver_mask:
-        liver_tissue += [tumour.tissue for tumour in tumours]
+    if not scenario.tumor_outside_liver_mask:
+        liver_tissue += [tumor.tissue for tumor in tumors]
     masks = {"liver": tissues.mask(liver_tissue)}
     for name in ("spleen", "leftkidney", "rightkidney", "aorta"):
         masks[name] = tissues.mask([organs[name]])
-    for tumour in tumours:
-        masks[tumour.folder] = masks.get(tumour.folder, False) | (tissues.ids == tumour.tissue)
-    for trap, tissue in {**organs["adrenal tumours"], **organs["liver lesions"]}.items():
+    for tumor in tumors:
+        masks[tumor.folder] = masks.get(tumor.folder, False) | (tissues.ids == tumor.tissue)
+    for trap, tissue in {**organs["adrenal tumors"], **organs["liver lesions"]}.items():
         masks[trap] = tissues.ids == tissue
     return {name: mask for name, mask in masks.items() if name == "liver" or mask.any()}
 
@@ -352,13 +352,13 @@ class _Body:
             tissues.paint(cortical, box, _ellipse(grid, box, centre, (5 * s, 4 * s)) & present)
 
     def paint_organs(self, tissues, scenario):
-        """Adrenal tumours (traps outside the liver), the liver with its vessels, then spleen and kidneys.
+        """Adrenal tumors (traps outside the liver), the liver with its vessels, then spleen and kidneys.
 
         Fat around the great vessels (the retroperitoneum) keeps the liver and spleen off the aorta; only the
         kidneys and adrenals may lie in it.
         """
         grid, rng, s = self.grid, self.rng, self.scale
-        organs = {"aorta": self.aorta, "adrenal tumours": {}}
+        organs = {"aorta": self.aorta, "adrenal tumors": {}}
         retroperitoneum = tissues.new(tissues.hu[self.visceral_fat])
         tissues.paint_cylinder(retroperitoneum, (self.vertebra[0] + 10 * s, self.vertebra[1]),
                                (45 * s, self.vertebra_radius + 32 * s), over=self.soft)
@@ -367,7 +367,7 @@ class _Body:
         for trap in (trap for trap in scenario.traps if trap.endswith("surretumor")):
             side = 1 if trap.startswith("left") else -1
             radius = max(rng.uniform(8, 17) * s, 1.5 * max(grid.spacing))
-            organs["adrenal tumours"][trap] = tissue = tissues.new(rng.uniform(10, 40))
+            organs["adrenal tumors"][trap] = tissue = tissues.new(rng.uniform(10, 40))
             tissues.paint_blob(tissue, self.at(side * 0.2, 0.4, self.liver_z - rng.uniform(0, 10) * s), (radius,) * 3,
                                over=retroperitoneal)
         organs["liver"] = liver = tissues.new(rng.uniform(55, 70))
@@ -409,7 +409,7 @@ class _Body:
         return vessel
 
     def paint_lesions(self, tissues, scenario, organs):
-        """Cysts and resection sites (liver label), then the tumours: each wholly inside liver tissue."""
+        """Cysts and resection sites (liver label), then the tumors: each wholly inside liver tissue."""
         rng = self.rng
         liver_tissue = [organs["liver"], organs["liver vessel"]]
         organs["liver lesions"] = {}
@@ -418,19 +418,19 @@ class _Body:
             tissue = tissues.new(rng.uniform(0, 20) if is_cyst else rng.uniform(25, 45))
             if self._place_lesion(tissues, tissue, liver_tissue, rng.uniform(8, 25)):
                 organs["liver lesions"][trap] = tissue
-        tumours = []
-        for _ in range(0 if scenario.tumour_free else int(rng.integers(1, 6))):
+        tumors = []
+        for _ in range(0 if scenario.tumor_free else int(rng.integers(1, 6))):
             kind = "hyperdense" if rng.random() < 0.3 else "hypodense"
             hu = rng.uniform(100, 140) if kind == "hyperdense" else rng.uniform(20, 45)
             tissue = tissues.new(hu)
-            diameter = np.exp(rng.uniform(*np.log(TUMOUR_DIAMETER_MM)))  # small tumours are the common ones
+            diameter = np.exp(rng.uniform(*np.log(TUMOR_DIAMETER_MM)))  # small tumors are the common ones
             placed = self._place_lesion(tissues, tissue, liver_tissue, diameter)
             if placed:
-                index = len(tumours) + 1
+                index = len(tumors) + 1
                 folder = {"numbered": f"livertumor{index:02d}", "unpadded": f"livertumor{index}"}.get(
-                    scenario.tumour_folders, scenario.tumour_folders)
-                tumours.append(Tumour(folder, *placed, hu, kind, tissue))
-        return tumours
+                    scenario.tumor_folders, scenario.tumor_folders)
+                tumors.append(Tumor(folder, *placed, hu, kind, tissue))
+        return tumors
 
     def _place_lesion(self, tissues, tissue, liver_tissue, diameter, attempts=80):
         """Paint a round lesion wholly in liver tissue, inside the field of view, and apart from other lesions.
@@ -442,8 +442,8 @@ class _Body:
         """
         grid, rng = self.grid, self.rng
         for attempt in range(attempts):
-            size = max(diameter * (1.0 - attempt / attempts), 2.0 * max(grid.spacing), TUMOUR_DIAMETER_MM[0])
-            if size > TUMOUR_DIAMETER_MM[1]:
+            size = max(diameter * (1.0 - attempt / attempts), 2.0 * max(grid.spacing), TUMOR_DIAMETER_MM[0])
+            if size > TUMOR_DIAMETER_MM[1]:
                 return None
             centre = tuple(np.asarray(self.liver_centre) + rng.uniform(-0.7, 0.7, 3) * np.asarray(self.liver_semi))
             stretch = rng.uniform(0.9, 1.0, 3)

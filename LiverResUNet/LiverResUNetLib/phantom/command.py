@@ -1,8 +1,8 @@
 """Generate a synthetic abdominal CT cohort in the exact 3D-IRCADb-01 layout, then read it back.
 
 Writes OUT/3Dircadb1/3Dircadb1.1 .. 3Dircadb1.N (PATIENT_DICOM and MASKS_DICOM zipped, unzipped, both or
-mixed, varied tumour mask names, adrenal-tumour and cyst traps, tumour-free patients) and prints what the
-project's own 3D-IRCADb-01 reader finds in it: slices, spacing, liver volume and tumours per patient.
+mixed, varied tumor mask names, adrenal-tumor and cyst traps, tumor-free patients) and prints what the
+project's own 3D-IRCADb-01 reader finds in it: slices, spacing, liver volume and tumors per patient.
 The same seed always writes the same cohort.
 
 example: python -m LiverResUNetLib phantom --out /tmp/phantoms --patients 4 --size 512 --seed 0
@@ -48,12 +48,12 @@ def run(args):
                         progress=print_progress)
     print(f"wrote {args.patients} phantom patients to {root}")
     print(f"{'patient':<14} {'stored as':<9} {'slices':>6} {'pixel mm':>8} {'slice mm':>8} {'liver mL':>9} "
-          f"{'tumours':>7} {'tumour mL':>9}  tumour masks")
+          f"{'tumors':>7} {'tumor mL':>9}  tumor masks")
     for folder in list_ircadb_patients(root):
         case = read_ircadb_patient(folder)
         measures = measure_liver(case.label)
         number = int(folder.name.rsplit(".", 1)[1])
         print(f"{case.case_id:<14} {storage_for(number):<9} {case.image.shape[0]:>6} {case.image.spacing[0]:>8.3f} "
               f"{case.image.spacing[2]:>8.2f} {measures['liver_volume_ml']:>9.1f} {measures['tumor_count']:>7} "
-              f"{measures['tumor_volume_ml']:>9.2f}  {', '.join(case.label.metadata['tumour_masks']) or '-'}")
+              f"{measures['tumor_volume_ml']:>9.2f}  {', '.join(case.label.metadata['tumor_masks']) or '-'}")
     return 0

@@ -83,7 +83,7 @@ def describe_comparison(metrics):
 
 
 class SegmentLiverLogic:
-    """Liver and liver-tumour segmentation of volume nodes in one MRML scene."""
+    """Liver and liver-tumor segmentation of volume nodes in one MRML scene."""
 
     def __init__(self, scene):
         super().__init__()  # the Slicer module's logic also derives from ScriptedLoadableModuleLogic
@@ -118,7 +118,7 @@ class SegmentLiverLogic:
                 or self.isOurUneditedResult(segmentationNode))
 
     def process(self, inputVolume, model, device="auto", options=None, progress=None, cancel=None):
-        """Segment the liver and liver tumours of ``inputVolume`` in this process; return the segmentation node.
+        """Segment the liver and liver tumors of ``inputVolume`` in this process; return the segmentation node.
 
         Args:
             inputVolume: a scalar volume node of ``self.scene`` (CT in HU).
@@ -204,7 +204,7 @@ class SegmentLiverLogic:
     def compareWithReference(self, segmentationNode, referenceSegmentationNode, referenceVolume):
         """Scores of a segmentation against a reference segmentation, on ``referenceVolume``'s grid.
 
-        The evaluation's own per-case metrics (Dice, IoU, HD95... for liver and tumour, lesion detection,
+        The evaluation's own per-case metrics (Dice, IoU, HD95... for liver and tumor, lesion detection,
         confusion matrix), so the numbers mean what the training report's numbers mean.
         """
         from LiverResUNetLib.evaluation.metrics import case_metrics

@@ -1,4 +1,4 @@
-"""The results table a radiologist reads beside the segmentation: one row for the liver, one for all tumours,
+"""The results table a radiologist reads beside the segmentation: one row for the liver, one for all tumors,
 one per lesion (largest first). Values come from :func:`LiverResUNetLib.measurements.measure_liver`; centroids
 are shown in RAS, the coordinates Slicer's views and markups use.
 """

@@ -1,13 +1,13 @@
-"""Segment the liver and liver tumours of CT series or image files, headless.
+"""Segment the liver and liver tumors of CT series or image files, headless.
 
 Each --input is a DICOM folder (every CT series found in it is one case) or an image file (.nii, .nii.gz,
 .nrrd, .mha). Each case goes through the Slicer module's own logic on Slicer's MRML (slicer-core), so the
 .seg.nrrd written here is the file a Slicer user would save.
 
 One case: --output is the file to write, a .seg.nrrd (segments "Liver" and "Liver tumor"), a label map
-.nii.gz / .nrrd (0 background, 1 liver, 2 liver tumour, on the input's grid) or, for a DICOM series, a DICOM
+.nii.gz / .nrrd (0 background, 1 liver, 2 liver tumor, on the input's grid) or, for a DICOM series, a DICOM
 SEG .dcm (same patient and study, a new series referencing the CT; send it to the PACS); --table the CSV of results
-(liver volume, tumour count, volume and burden, per-lesion volume, longest axial diameter and centroid).
+(liver volume, tumor count, volume and burden, per-lesion volume, longest axial diameter and centroid).
 Several cases: --output (and --table) are folders receiving <case><--format> (and <case>.csv). A case is
 named after its file or DICOM folder (after the folder above for one called PATIENT_DICOM or DICOM, as in
 3D-IRCADb-01), with the series description added when a folder holds several CT series.
@@ -45,9 +45,9 @@ def add_arguments(parser):
                         help="where the network runs (default: auto = CUDA, then MPS, then CPU)")
     parser.add_argument("--batch-size", type=int, help="slices per network batch (default: chosen for the device)")
     parser.add_argument("--min-tumor-mm3", type=float,
-                        help="drop predicted tumours smaller than this (default: the post-processing's default)")
+                        help="drop predicted tumors smaller than this (default: the post-processing's default)")
     parser.add_argument("--no-postprocessing", action="store_true",
-                        help="keep the network's raw labels (no largest-liver, hole filling or tumour clean-up)")
+                        help="keep the network's raw labels (no largest-liver, hole filling or tumor clean-up)")
 
 
 @dataclass

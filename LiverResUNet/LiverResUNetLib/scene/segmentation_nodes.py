@@ -1,6 +1,6 @@
 """Label map <-> segmentation node, with the segments a radiologist expects to see and edit.
 
-A label Volume (0 background, 1 liver, 2 tumour) becomes the segments "Liver" and "Liver tumor", each with its
+A label Volume (0 background, 1 liver, 2 tumor) becomes the segments "Liver" and "Liver tumor", each with its
 standard terminology entry (DICOM master list) and colour, sharing one binary-labelmap layer on the input's
 grid, plus a closed-surface representation for the 3D view. Everything here works on nodes that are not (yet)
 in a scene, so a result can be built completely before the scene sees any of it.
@@ -79,7 +79,7 @@ def labels_to_segmentation(labels, closed_surface=True):
     """A new segmentation node, outside any scene, holding a label Volume as segments.
 
     "Liver" (label 1) and "Liver tumor" (label 2) are both present, even when empty, so that the radiologist can
-    paint into them; they do not overlap ("Liver" is the tissue around the tumours, the organ is both together,
+    paint into them; they do not overlap ("Liver" is the tissue around the tumors, the organ is both together,
     as the measurements count it). The reference geometry is the label map's grid.
     """
     register_surface_converters()
@@ -121,7 +121,7 @@ def _terminology_codes(segment):
 
 
 def segment_roles(segmentation_node):
-    """IDs of the segments that are liver and that are liver tumour (``dicomseg.codes.segment_role`` decides),
+    """IDs of the segments that are liver and that are liver tumor (``dicomseg.codes.segment_role`` decides),
     so that segmentations made elsewhere with a generic terminology are understood too."""
     segmentation = segmentation_node.GetSegmentation()
     roles = {LIVER: [], TUMOR: []}
@@ -149,13 +149,13 @@ def _merged_labelmap(segmentation_node, segment_ids, label_values, geometry=None
 
 
 def segmentation_to_labels(segmentation_node, reference):
-    """The label Volume (uint8 0/1/2) of a segmentation on ``reference``'s grid: liver segments 1, tumour 2.
+    """The label Volume (uint8 0/1/2) of a segmentation on ``reference``'s grid: liver segments 1, tumor 2.
 
-    Tumour is painted last, so a tumour drawn over the liver stays tumour.
+    Tumor is painted last, so a tumor drawn over the liver stays tumor.
     """
     liver, tumor = segment_roles(segmentation_node)
     if not liver and not tumor:
-        raise input_error(segmentation_node.GetName(), 'no segment is a liver or a liver tumour (expected segments '
+        raise input_error(segmentation_node.GetName(), 'no segment is a liver or a liver tumor (expected segments '
                                                        '"Liver" and "Liver tumor" or their terminology)')
     array = _merged_labelmap(segmentation_node, liver + tumor, [LIVER] * len(liver) + [TUMOR] * len(tumor),
                              oriented_image(reference))

@@ -1,7 +1,7 @@
 """Train the 2D ResUNet on a prepared DATASET (or a raw 3D-IRCADb-01 / LiTS / MSD folder) into a RUN folder.
 
 Patients are split into training and validation (patient-wise, seeded; --folds K for K-fold
-cross-validation). Batches over-sample slices with liver and tumour; the loss is soft Dice + cross-entropy;
+cross-validation). Batches over-sample slices with liver and tumor; the loss is soft Dice + cross-entropy;
 AdamW with warm-up and a cosine schedule; the best model by validation Dice is kept; training stops early
 when validation stops improving, after --max-minutes, or after the last epoch. --val-fraction 0 trains on
 every patient with no validation (nnU-Net's fold "all", for small cohorts): the whole schedule runs and the

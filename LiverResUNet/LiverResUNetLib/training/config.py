@@ -29,8 +29,8 @@ class SplitConfig:
 
 @dataclass
 class SamplingConfig:
-    """Share of each batch drawn from slices with tumour, with liver but no tumour, and with neither;
-    tumour slices drawn lesion by lesion; optionally patches of those slices centred near their tumour or liver."""
+    """Share of each batch drawn from slices with tumor, with liver but no tumor, and with neither;
+    tumor slices drawn lesion by lesion; optionally patches of those slices centred near their tumor or liver."""
 
     tumor_fraction: float = 0.4
     liver_fraction: float = 0.4

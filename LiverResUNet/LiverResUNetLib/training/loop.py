@@ -254,7 +254,7 @@ class _Run:
             elif self.progress:
                 best = self.state["best"]
                 self.progress(1.0, f"done: best epoch {best['epoch']}, validation Dice liver "
-                                   f"{_format(best['val_liver_dice'])}, tumour {_format(best['val_tumor_dice'])}")
+                                   f"{_format(best['val_liver_dice'])}, tumor {_format(best['val_tumor_dice'])}")
         return path
 
     # -- start, resume, save ---------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ class _Run:
         last = self.state["history"][-1] if self.state["history"] else {}
         self.progress(min(1.0, max(done / (optimization.epochs * optimization.steps_per_epoch), self.time_used)),
                       f"{message} | val Dice liver {_format(last.get('val_liver_dice'))} "
-                      f"tumour {_format(last.get('val_tumor_dice'))}")
+                      f"tumor {_format(last.get('val_tumor_dice'))}")
 
 
 def _replace(config, out=None, fold=None, network=None, preprocessing=None):
@@ -364,7 +364,7 @@ def _step_seed(seed, epoch, step, rank):
 
 
 def _score(liver, tumor):
-    """What "best" means: the mean of the liver and tumour Dice (liver alone when no tumour was validated)."""
+    """What "best" means: the mean of the liver and tumor Dice (liver alone when no tumor was validated)."""
     values = [value for value in (liver, tumor) if value is not None]
     return float(np.mean(values)) if values else 0.0
 

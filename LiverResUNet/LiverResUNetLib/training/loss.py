@@ -1,9 +1,9 @@
-"""Soft Dice + cross-entropy: cross-entropy learns every pixel, Dice keeps small tumours from being ignored.
+"""Soft Dice + cross-entropy: cross-entropy learns every pixel, Dice keeps small tumors from being ignored.
 
 The Dice terms are computed on the two regions the project measures: the liver as an organ (labels 1 and 2,
-whose probability is ``1 - p(background)``) and the tumour (label 2). They are "batch Dice" as in nnU-Net:
-sums run over the whole batch, so a batch with a tiny tumour on one slice still gives a stable gradient and
-slices without tumour do not contribute a meaningless 0/0.
+whose probability is ``1 - p(background)``) and the tumor (label 2). They are "batch Dice" as in nnU-Net:
+sums run over the whole batch, so a batch with a tiny tumor on one slice still gives a stable gradient and
+slices without tumor do not contribute a meaningless 0/0.
 """
 
 import torch

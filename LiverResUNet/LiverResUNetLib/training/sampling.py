@@ -1,12 +1,12 @@
-"""Which slices go into each batch: tumour and liver slices are drawn far more often than their share.
+"""Which slices go into each batch: tumor and liver slices are drawn far more often than their share.
 
-In an abdominal CT most slices hold no liver and only a few hold tumour; drawing slices uniformly would
-teach the network mostly "background". The sampler draws each batch element from a category (tumour,
-liver without tumour, neither) with fixed probabilities, then a slice of that category. Tumour slices are
-drawn lesion by lesion (a lesion uniformly, then one of its slices): a 40 mm tumour spans ten times the
+In an abdominal CT most slices hold no liver and only a few hold tumor; drawing slices uniformly would
+teach the network mostly "background". The sampler draws each batch element from a category (tumor,
+liver without tumor, neither) with fixed probabilities, then a slice of that category. Tumor slices are
+drawn lesion by lesion (a lesion uniformly, then one of its slices): a 40 mm tumor spans ten times the
 slices of a 4 mm one, and drawing slices uniformly would leave the small lesions, the ones that are hard to
-find, almost unseen. Optionally each slice is cut to a patch centred near one of its tumours or its liver
-(nnU-Net's foreground over-sampling), so the rare tumour pixels fill a larger share of every batch for less
+find, almost unseen. Optionally each slice is cut to a patch centred near one of its tumors or its liver
+(nnU-Net's foreground over-sampling), so the rare tumor pixels fill a larger share of every batch for less
 computation.
 
 The draws of an epoch depend only on (seed, epoch), so a run resumed mid-epoch continues with exactly the
@@ -21,7 +21,7 @@ BACKGROUND_SLICE, LIVER_SLICE, TUMOR_SLICE = 0, 1, 2
 
 
 def slice_categories(labels):
-    """Category of each slice of a ``[n, rows, columns]`` label array: tumour if any 2, else liver if any 1."""
+    """Category of each slice of a ``[n, rows, columns]`` label array: tumor if any 2, else liver if any 1."""
     labels = np.asarray(labels)
     flat = labels.reshape(labels.shape[0], -1)
     categories = np.full(labels.shape[0], BACKGROUND_SLICE, dtype=np.uint8)
@@ -31,7 +31,7 @@ def slice_categories(labels):
 
 
 def lesion_slices(labels, case_of_slice):
-    """The slice indices of every tumour lesion (a 3D connected component of label 2 within one case).
+    """The slice indices of every tumor lesion (a 3D connected component of label 2 within one case).
 
     Args:
         labels: ``[n, rows, columns]`` label slices of several cases, stacked.
@@ -47,16 +47,16 @@ def lesion_slices(labels, case_of_slice):
 
 
 class BalancedSliceSampler:
-    """Draws slice indices with a fixed share of tumour, liver and background slices.
+    """Draws slice indices with a fixed share of tumor, liver and background slices.
 
     Args:
         categories: category of every slice (see :func:`slice_categories`).
-        fractions: wanted shares of (background, liver, tumour) slices; categories with no slice are
+        fractions: wanted shares of (background, liver, tumor) slices; categories with no slice are
             skipped and the other shares renormalised.
         seed: base seed; the draws of epoch ``e`` are a function of ``(seed, e)`` only.
         rank, world_size: this process's place among DDP processes; each keeps every ``world_size``-th draw.
-        lesions: the slice indices of each tumour lesion (see :func:`lesion_slices`); tumour draws then pick
-            a lesion uniformly, then one of its slices. None draws tumour slices uniformly.
+        lesions: the slice indices of each tumor lesion (see :func:`lesion_slices`); tumor draws then pick
+            a lesion uniformly, then one of its slices. None draws tumor slices uniformly.
     """
 
     def __init__(self, categories, fractions, seed, rank=0, world_size=1, lesions=None):
@@ -92,10 +92,10 @@ class BalancedSliceSampler:
 
 
 def patch_corners(labels, categories, patch_size, rng):
-    """Top-left corners ``[n, 2]`` of ``patch_size`` patches around each slice's tumour / liver / anywhere.
+    """Top-left corners ``[n, 2]`` of ``patch_size`` patches around each slice's tumor / liver / anywhere.
 
-    The patch centre is a random pixel of the slice's category (of one tumour, picked uniformly among the
-    slice's tumours, for tumour slices; of the liver for liver slices; any pixel otherwise) moved by up to a
+    The patch centre is a random pixel of the slice's category (of one tumor, picked uniformly among the
+    slice's tumors, for tumor slices; of the liver for liver slices; any pixel otherwise) moved by up to a
     quarter patch, then the patch is kept inside the slice.
 
     Args:
@@ -108,8 +108,8 @@ def patch_corners(labels, categories, patch_size, rng):
     corners = np.empty((len(labels), 2), dtype=np.int64)
     for number, (label, category) in enumerate(zip(labels, categories)):
         if category == TUMOR_SLICE:
-            tumours, count = ndimage.label(label == 2)
-            candidates = np.flatnonzero(tumours == rng.integers(1, count + 1))
+            tumors, count = ndimage.label(label == 2)
+            candidates = np.flatnonzero(tumors == rng.integers(1, count + 1))
         elif category == LIVER_SLICE:
             candidates = np.flatnonzero(label > 0)
         else:

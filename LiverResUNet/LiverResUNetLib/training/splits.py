@@ -1,8 +1,8 @@
 """Patient-wise splits: a patient's slices are all in training or all in validation, never both.
 
 Slice-level random splits put neighbouring slices of one patient on both sides and inflate Dice (see the
-3D-IRCADb notes); here the unit is the case, and a case is one patient. Tumour-free patients are spread
-evenly over the folds so that every validation set has tumours to score when there are enough of them.
+3D-IRCADb notes); here the unit is the case, and a case is one patient. Tumor-free patients are spread
+evenly over the folds so that every validation set has tumors to score when there are enough of them.
 """
 
 from dataclasses import asdict, dataclass
@@ -44,7 +44,7 @@ def holdout_split(case_ids, val_fraction, seed, has_tumor=None, source="dataset"
     count = min(len(order) - 1, max(1, round(val_fraction * len(order))))
     return Split(train=sorted(order[count:]), val=sorted(order[:count]), seed=seed,
                  method=f"patient-wise hold-out: {count} of {len(order)} patients for validation "
-                        f"(seeded shuffle, tumour-free patients spread evenly)")
+                        f"(seeded shuffle, tumor-free patients spread evenly)")
 
 
 def all_patients_split(case_ids, seed, source="dataset"):
@@ -61,12 +61,12 @@ def kfold_splits(case_ids, folds, seed, has_tumor=None, source="dataset"):
     return [Split(train=sorted(order[i] for i in range(len(order)) if i % folds != fold),
                   val=sorted(order[fold::folds]), seed=seed, folds=folds, fold=fold,
                   method=f"patient-wise {folds}-fold cross-validation, fold {fold} "
-                         f"(seeded shuffle, tumour-free patients spread evenly)")
+                         f"(seeded shuffle, tumor-free patients spread evenly)")
             for fold in range(folds)]
 
 
 def _stratified_order(case_ids, seed, has_tumor, source, minimum):
-    """Case ids shuffled within tumour / tumour-free groups, then interleaved in proportion."""
+    """Case ids shuffled within tumor / tumor-free groups, then interleaved in proportion."""
     case_ids = sorted(case_ids)
     if len(set(case_ids)) != len(case_ids):
         raise input_error(source, "case ids are not unique, so a patient-wise split is impossible")

@@ -13,12 +13,12 @@ from LiverResUNetLib.model.model_file import LoadedModel
 from LiverResUNetLib.training.distributed import sum_across_processes
 from LiverResUNetLib.volume import TUMOR
 
-# Per case: liver true / false positives, false negatives, then the same for the tumour, then the voxel count.
+# Per case: liver true / false positives, false negatives, then the same for the tumor, then the voxel count.
 _COUNTS = 7
 
 
 def validate(network, card, cases, context, case_count):
-    """Mean per-case ``(liver Dice, tumour Dice)`` over the validation cases (tumour over cases with tumour).
+    """Mean per-case ``(liver Dice, tumor Dice)`` over the validation cases (tumor over cases with tumor).
 
     Args:
         network: the bare network (not the DDP wrapper); the predictor evaluates it in eval mode and
@@ -40,7 +40,7 @@ def validate(network, card, cases, context, case_count):
 
 
 def region_counts(predicted, reference):
-    """True positives, false positives and false negatives of the liver (labels 1|2) and the tumour (2)."""
+    """True positives, false positives and false negatives of the liver (labels 1|2) and the tumor (2)."""
     counts = []
     for predicted_mask, reference_mask in ((predicted > 0, reference > 0), (predicted == TUMOR, reference == TUMOR)):
         counts += [np.count_nonzero(predicted_mask & reference_mask),
