@@ -24,6 +24,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+from LiverResUNetLib.scene.dicom_export import INSTANCE_UIDS_ATTRIBUTE
 from LiverResUNetLib.scene.logic import (SegmentationRun, SegmentLiverLogic, SegmentOptions, describe_comparison,
                                          describe_model_card)
 
@@ -129,6 +130,16 @@ def ctSeriesInDatabase(database):
     return rows
 
 
+def quantitativeReportingExporter():
+    """QuantitativeReporting's DICOM SEG exporter (the one Slicer's DICOM export uses), or None when that
+    extension is not installed: the SEG is then written with highdicom."""
+    try:
+        from DICOMSegmentationPlugin import DICOMSegmentationExporter
+    except ImportError:
+        return None
+    return DICOMSegmentationExporter
+
+
 def pythonSlicerExecutable():
     """The Python that runs the network in the background: PythonSlicer beside Slicer (as
     ``slicer.util.executePythonModule`` finds it)."""
@@ -187,6 +198,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.reviewButton.connect("clicked(bool)", self.onReviewButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.ui.saveCaseButton.connect("clicked(bool)", self.onSaveCaseButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
 
@@ -250,6 +262,12 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                        if hasModel else _("Select an input volume and a model file."))
         result = parameters.outputSegmentation
         self.ui.reviewButton.enabled = bool(result)
+        fromDicom = bool(parameters.inputVolume) and bool(
+            parameters.inputVolume.GetAttribute(INSTANCE_UIDS_ATTRIBUTE))
+        self.ui.exportDicomButton.enabled = not busy and bool(result) and fromDicom
+        self.ui.exportDicomButton.toolTip = (
+            _("Store the result as a DICOM Segmentation of the CT series in Slicer's DICOM database.") if fromDicom
+            else _("The input volume was not loaded from the DICOM database: a DICOM SEG needs its series."))
         self.ui.saveCaseButton.enabled = (bool(result) and bool(parameters.inputVolume)
                                           and parameters.datasetFolder != Path() and bool(parameters.caseId))
         self.ui.compareButton.enabled = (bool(result) and bool(parameters.inputVolume)
@@ -372,6 +390,16 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
             editor.setSegmentationNode(parameters.outputSegmentation)
             editor.setSourceVolumeNode(parameters.inputVolume)
+
+    def onExportDicomButton(self):
+        with slicer.util.tryWithErrorDisplay(_("Failed to export the result to DICOM."), waitCursor=True):
+            parameters = self._parameterNode
+            exported = self.logic.exportToDicomDatabase(parameters.outputSegmentation, parameters.inputVolume,
+                                                        slicer.dicomDatabase, parameters.modelPath,
+                                                        quantitativeReportingExporter())
+            self.ui.statusLabel.text = " ".join([_(
+                "Stored in the DICOM database as series {uid} (written with {writer}); send it to the PACS from "
+                "the DICOM module.").format(uid=exported.series_uid, writer=exported.writer), *exported.notes])
 
     def onSaveCaseButton(self):
         with slicer.util.tryWithErrorDisplay(_("Failed to save the case for training."), waitCursor=True):

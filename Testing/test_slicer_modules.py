@@ -14,6 +14,7 @@ import time
 import types
 
 import pytest
+from LiverResUNetLib.errors import InputError
 
 from slicer_application import MODULE_FILES, REPO, SLICER_SOURCES, ModuleParent
 
@@ -123,8 +124,10 @@ def test_requirements_list_every_package_the_core_imports_that_slicer_lacks():
                 imported |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add(node.module.split(".")[0])
-    # Slicer itself provides these (slicer-core stands for them outside Slicer).
-    slicer_provided = {"slicer", "vtk", "qt", "ctk", "DICOMLib", "PyTorchUtils", "LiverResUNetLib"}
+    # Slicer itself provides these (slicer-core stands for them outside Slicer); DICOMSegmentationPlugin is
+    # QuantitativeReporting's, used only when that extension is installed.
+    slicer_provided = {"slicer", "vtk", "qt", "ctk", "DICOMLib", "PyTorchUtils", "LiverResUNetLib",
+                       "DICOMSegmentationPlugin"}
     needed = {distribution.lower().replace("_", "-") for module in imported - slicer_provided - sys.stdlib_module_names
               for distribution in distributions.get(module, [module])}
     assert needed <= provided, f"not bundled by Slicer nor in Resources/requirements.txt: {needed - provided}"
@@ -247,3 +250,44 @@ def test_a_failed_apply_shows_the_error_and_leaves_the_scene(segment_widget, tmp
     assert len(widget.errors) == 1 and "notes.pth" in widget.errors[0]
     assert scene_node_ids() == before and widget._parameterNode.outputSegmentation is None
     assert all(getattr(widget.ui, name).enabled for name in PANELS)
+
+
+def test_export_to_dicom_needs_a_result_of_a_series_from_the_dicom_database(segment_widget, monkeypatch):
+    import slicer
+
+    widget = segment_widget
+    widget.updateButtons()
+    assert not widget.ui.exportDicomButton.enabled, "no result yet"
+    widget.onApplyButton()
+    assert not widget.ui.exportDicomButton.enabled, "busy"
+    run_widget_to_end(widget)
+    assert not widget.ui.exportDicomButton.enabled and "not loaded from the DICOM database" in \
+        widget.ui.exportDicomButton.toolTip
+    volume = widget._parameterNode.inputVolume
+    volume.SetAttribute("DICOM.instanceUIDs", "1.2.826.0.1.3680043.8.498.1 1.2.826.0.1.3680043.8.498.2")
+    widget.updateButtons()
+    assert widget.ui.exportDicomButton.enabled
+
+    class EmptyDatabase:  # ctkDICOMDatabase: open, but the CT's files were deleted from it meanwhile
+        isOpen = True
+
+        def fileForInstance(self, uid):
+            return ""
+
+    monkeypatch.setattr(slicer, "dicomDatabase", EmptyDatabase(), raising=False)
+    before = scene_node_ids()
+    slicer.app.testing = False  # outside testing mode tryWithErrorDisplay shows the error, then raises it
+    with pytest.raises(InputError):
+        widget.onExportDicomButton()
+    assert len(widget.errors) == 1 and "2 of its 2 DICOM files are no longer in the DICOM database" in \
+        widget.errors[0]
+    assert scene_node_ids() == before
+
+
+def test_quantitative_reporting_exporter_is_found_when_installed(slicer_application, monkeypatch):
+    module = importlib.import_module("LiverResUNet")
+    assert module.quantitativeReportingExporter() is None
+    plugin = types.ModuleType("DICOMSegmentationPlugin")
+    plugin.DICOMSegmentationExporter = type("DICOMSegmentationExporter", (), {})
+    monkeypatch.setitem(sys.modules, "DICOMSegmentationPlugin", plugin)
+    assert module.quantitativeReportingExporter() is plugin.DICOMSegmentationExporter

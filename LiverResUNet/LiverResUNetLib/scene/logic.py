@@ -225,6 +225,20 @@ class SegmentLiverLogic:
         labels = segmentation_to_labels(segmentationNode, ct)
         return add_case(datasetFolder, Case(caseId, ct, labels, f"{segmentationNode.GetName()} (Slicer)"))
 
+    def exportToDicomDatabase(self, segmentationNode, inputVolume, database, modelPath, exporterClass=None):
+        """Store the (possibly corrected) segmentation as a DICOM SEG of ``inputVolume``'s series in Slicer's
+        DICOM database (``scene.dicom_export``); returns its ``DicomExport``.
+
+        The SEG names the model the segmentation was made with (its file, when still there), else ``modelPath``.
+        ``exporterClass``: QuantitativeReporting's ``DICOMSegmentationExporter``, or None to write with highdicom.
+        """
+        from LiverResUNetLib.model.model_file import read_card
+        from LiverResUNetLib.scene.dicom_export import export_to_dicom_database
+
+        madeWith = segmentationNode.GetAttribute(MODEL_ATTRIBUTE)
+        card = read_card(madeWith if madeWith and Path(madeWith).is_file() else modelPath)
+        return export_to_dicom_database(segmentationNode, inputVolume, card, database, exporterClass)
+
 
 class ResultSteps:
     """The work between a label Volume and a segmentation in the scene, as steps run one at a time.
