@@ -110,6 +110,20 @@ def installPythonRequirements():
     return True
 
 
+def selfTestCanRun(test):
+    """Whether a module's self-test can run here: not before the first Apply has installed the packages.
+
+    When it cannot, the test says so in its display and the log and the caller returns: a skipTest or an exception
+    would make Reload and Test show an error.
+    """
+    missing = missingPythonRequirements()
+    if missing:
+        logging.warning(f"{type(test).__name__} not run: missing Python packages {missing}; press Apply once in "
+                        "'Segment liver & tumor' to install them")
+        test.delayDisplay(f"Test not run: press Apply once to install {', '.join(missing)}")
+    return not missing
+
+
 def ctSeriesInDatabase(database):
     """The CT series of a DICOM database: dicts with uid, patient, studyDate, description and slices.
 
@@ -443,11 +457,7 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.test_SegmentPhantomFromDicomDatabase()
 
     def test_SegmentPhantomFromDicomDatabase(self):
-        missing = missingPythonRequirements()
-        if missing:
-            # Not an exception: Reload and Test would show it as an error. Apply installs them.
-            logging.warning(f"LiverResUNet self-test not run: missing Python packages {missing}; press Apply once")
-            self.delayDisplay(f"Test not run: press Apply once to install {', '.join(missing)}")
+        if not selfTestCanRun(self):
             return
         import tempfile
 

@@ -291,3 +291,66 @@ def test_quantitative_reporting_exporter_is_found_when_installed(slicer_applicat
     plugin.DICOMSegmentationExporter = type("DICOMSegmentationExporter", (), {})
     monkeypatch.setitem(sys.modules, "DICOMSegmentationPlugin", plugin)
     assert module.quantitativeReportingExporter() is plugin.DICOMSegmentationExporter
+
+
+class SeriesTables:
+    """``ctkDICOMDatabase``'s patient, study and series queries over its SQL tables (dicom-schema.sql); reading
+    a file's tags (``fileValue``, ``filesForSeries``) fails: listing the series must not open any file."""
+
+    isOpen = True
+
+    def __init__(self, series):
+        self.series = series  # uid -> (patient name, study uid, StudyDate, Modality, SeriesDescription, slices)
+
+    def patients(self):
+        return sorted({row[0] for row in self.series.values()})
+
+    def nameForPatient(self, patient):
+        return patient
+
+    def studiesForPatient(self, patient):
+        return sorted({row[1] for row in self.series.values() if row[0] == patient})
+
+    def fieldForStudy(self, field, study):
+        assert field == "StudyDate"
+        return next(row[2] for row in self.series.values() if row[1] == study)
+
+    def seriesForStudy(self, study):
+        return [uid for uid, row in self.series.items() if row[1] == study]
+
+    def fieldForSeries(self, field, uid):
+        return {"Modality": self.series[uid][3], "SeriesDescription": self.series[uid][4]}[field]
+
+    def instancesForSeries(self, uid, hits=-1):
+        return [f"{uid}.{index}" for index in range(self.series[uid][5])]
+
+    def fileValue(self, *args):
+        raise AssertionError("a file's tags were read")
+
+    filesForSeries = fileValue
+
+
+def test_dicom_series_list_comes_from_the_database_tables_alone(slicer_application):
+    module = importlib.import_module("LiverResUNet")
+    database = SeriesTables({"1.1": ("DOE^JANE", "9.1", "20240102", "CT", "Abdomen", 120),
+                             "1.2": ("DOE^JANE", "9.1", "20240102", "SEG", "Liver", 1),
+                             "1.3": ("ROE^RICHARD", "9.2", "20230405", "ct", "Portal venous", 80)})
+    assert module.ctSeriesInDatabase(database) == [
+        {"uid": "1.1", "patient": "DOE JANE", "studyDate": "20240102", "description": "Abdomen", "slices": 120},
+        {"uid": "1.3", "patient": "ROE RICHARD", "studyDate": "20230405", "description": "Portal venous",
+         "slices": 80}]
+
+
+@pytest.mark.parametrize("name", MODULE_FILES)
+def test_self_test_before_the_first_apply_says_it_did_not_run_instead_of_failing(slicer_application, monkeypatch,
+                                                                                 caplog, name):
+    """Reload and Test before the packages are installed: no exception (Slicer would show an error popup)."""
+    import slicer
+
+    monkeypatch.setattr(importlib.import_module("LiverResUNet"), "missingPythonRequirements", lambda: ["torch"])
+    shown = []
+    monkeypatch.setattr(slicer.util, "delayDisplay", lambda message, msec=None: shown.append(message))
+    module = importlib.import_module(name)
+    getattr(module, name)(ModuleParent(REPO / name / f"{name}.py")).runTest(msec=0)  # what Reload and Test calls
+    assert shown == ["Test not run: press Apply once to install torch"]
+    assert f"{name}Test not run: missing Python packages ['torch']" in caplog.text

@@ -125,3 +125,28 @@ def test_gui_default_minimum_tumor_size_is_the_post_processing_default():
             return
     pytest.fail("the parameter node has no minTumorMm3")
 
+
+
+def cmake_calls(cmake, command):
+    """The arguments of every ``command(...)`` call in a CMakeLists.txt (quoted strings kept whole)."""
+    return [re.findall(r'"[^"]*"|[^\s"]+', body) for body in re.findall(rf"{command}\((.*?)\n\s*\)", cmake, re.DOTALL)]
+
+
+def test_cmake_headless_tests_pass_only_when_the_script_runs_with_their_arguments():
+    """Each slicer_add_python_test of the trainer script gives its arguments after --ignore-rest and passes only
+    on output that the script prints for them (checked here by running them in plain Python)."""
+    cmake = (REPO / "LiverResUNet" / "Testing" / "Python" / "CMakeLists.txt").read_text(encoding="utf-8")
+    tests = cmake_calls(cmake, "slicer_add_python_test")
+    assert tests
+    expected = {properties[0]: properties[properties.index("PASS_REGULAR_EXPRESSION") + 1].strip('"')
+                for properties in cmake_calls(cmake, "set_tests_properties")}
+    for arguments in tests:
+        values = {key: arguments[arguments.index(key) + 1] for key in ("SCRIPT", "TESTNAME_PREFIX")}
+        script_arguments = arguments[arguments.index("SCRIPT_ARGS") + 1:arguments.index("SLICER_ARGS")]
+        assert script_arguments[0] == "--ignore-rest", "without it Slicer takes --help and other options itself"
+        script = REPO / values["SCRIPT"].replace("${CMAKE_SOURCE_DIR}/", "")
+        name = f"py_{values['TESTNAME_PREFIX']}{script.name.split('.')[0]}"  # slicer_add_python_test's test name
+        assert name in expected, f"{name} has no PASS_REGULAR_EXPRESSION: it would pass without the script running"
+        result = subprocess.run([sys.executable, str(script), *script_arguments[1:]], capture_output=True,
+                                text=True, timeout=300)
+        assert re.search(expected[name], result.stdout + result.stderr), result.stdout + result.stderr
