@@ -124,9 +124,9 @@ def test_requirements_list_every_package_the_core_imports_that_slicer_lacks():
                 imported |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 imported.add(node.module.split(".")[0])
-    # Slicer itself provides these (slicer-core stands for them outside Slicer); DICOMSegmentationPlugin is
-    # QuantitativeReporting's, used only when that extension is installed.
-    slicer_provided = {"slicer", "vtk", "qt", "ctk", "DICOMLib", "PyTorchUtils", "LiverResUNetLib",
+    # Slicer itself provides these (slicer-core stands for them outside Slicer), and the modules' own folders
+    # are on its path; DICOMSegmentationPlugin is QuantitativeReporting's, used only when that is installed.
+    slicer_provided = {"slicer", "vtk", "qt", "ctk", "DICOMLib", "PyTorchUtils", "LiverResUNetLib", "LiverResUNet",
                        "DICOMSegmentationPlugin"}
     needed = {distribution.lower().replace("_", "-") for module in imported - slicer_provided - sys.stdlib_module_names
               for distribution in distributions.get(module, [module])}
