@@ -1,4 +1,4 @@
-"""Image files: NIfTI / NRRD / MetaImage round trips checked against SimpleITK, atomic writes, read_volume."""
+"""Image files: NIfTI / NRRD / MetaImage round trips checked against SimpleITK, atomic writes, real fixtures."""
 
 import gzip
 import os
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dicom_factory import phantom_hu, rotation, write_series
+from dicom_factory import phantom_hu, rotation
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io import image_file
-from LiverResUNetLib.io.image_file import read_image, read_volume, write_image
+from LiverResUNetLib.io.dicom_series import read_series
+from LiverResUNetLib.io.image_file import read_image, write_image
 from LiverResUNetLib.volume import Volume
 
 SPACING, ORIGIN = (0.66, 0.81, 2.5), (-151.25, 98.5, -402.75)
@@ -117,22 +118,8 @@ def test_refusals_name_the_file_and_the_reason(tmp_path):
     assert not (tmp_path / "out.mhd").exists()
 
 
-def test_read_volume_opens_dicom_folders_and_image_files(tmp_path):
-    hu = phantom_hu()
-    write_series(tmp_path / "dicom", hu)
-    from_folder = read_volume(tmp_path / "dicom")
-    np.testing.assert_array_equal(from_folder.array, hu)
-    from_file = read_volume(write_image(from_folder, tmp_path / "ct.nii.gz"))
-    np.testing.assert_array_equal(from_file.array, hu)
-    assert from_file.same_grid(from_folder)
-    with pytest.raises(InputError, match="ct.nii.gz: a series UID selects a series in a DICOM folder"):
-        read_volume(tmp_path / "ct.nii.gz", series_uid="1.2.3")
-    with pytest.raises(InputError, match="nothing.nrrd: does not exist"):
-        read_volume(tmp_path / "nothing.nrrd")
-
-
 def test_dcmqi_label_maps_lie_on_the_ct_grid_over_the_liver(real_fixtures):
-    ct = read_volume(real_fixtures / "dcmqi-ct-3slice")
+    ct = read_series(real_fixtures / "dcmqi-ct-3slice")
     liver = read_image(real_fixtures / "dcmqi-ct-3slice" / "liver_seg.nrrd")
     liver_and_spine = read_image(real_fixtures / "dcmqi-ct-3slice" / "liver_spine_seg.nrrd")
     assert liver.same_grid(ct, tolerance=1e-4) and liver_and_spine.same_grid(ct, tolerance=1e-4)
@@ -141,7 +128,7 @@ def test_dcmqi_label_maps_lie_on_the_ct_grid_over_the_liver(real_fixtures):
 
 
 def test_totalsegmentator_nifti_covers_the_same_voxels_as_its_dicom(real_fixtures):
-    ct = read_volume(real_fixtures / "totalsegmentator-example" / "ct_dicom")
+    ct = read_series(real_fixtures / "totalsegmentator-example" / "ct_dicom")
     labels = read_image(real_fixtures / "totalsegmentator-example" / "example_seg_dicom.nii.gz")
     assert labels.shape == ct.shape
     # NIfTI stores RAS; read back in LPS its rows run the other way: voxel (i, j, k) is CT voxel (i, 511 - j, k).

@@ -10,6 +10,7 @@ import pytest
 import slicer
 
 from dicom_factory import phantom_hu, rotation, write_series
+from scene_factory import add_volume_node
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import Cancelled, InputError
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
@@ -19,7 +20,7 @@ from LiverResUNetLib.model.model_file import load_model, read_card
 from LiverResUNetLib.scene.files import read_dicom_series_node
 from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions, describe_comparison, describe_model_card
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
-from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume, volume_to_node, vtk_matrix
+from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume, vtk_matrix
 from LiverResUNetLib.volume import Volume
 
 DIRECTIONS = {
@@ -241,7 +242,7 @@ def test_saved_corrected_case_is_a_training_case(tmp_path, tiny_model_path):
 def test_saving_into_a_folder_that_is_not_a_dataset_is_refused(tmp_path):
     scene = slicer.vtkMRMLScene()
     ct = Volume(ct_hu())
-    volume_node = volume_to_node(ct, scene, "CT")
+    volume_node = add_volume_node(ct, scene, "CT")
     segmentation = labels_to_segmentation(ct.with_array(np.ones(ct.shape, np.uint8)), closed_surface=False)
     (tmp_path / "holiday.jpg").write_bytes(b"")
     with pytest.raises(InputError, match="not a prepared dataset"):

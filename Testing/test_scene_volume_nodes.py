@@ -6,9 +6,10 @@ import slicer
 import vtk
 
 from dicom_factory import rotation
+from scene_factory import add_volume_node
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.image_file import write_image
-from LiverResUNetLib.scene.volume_nodes import lps_to_ras, node_to_volume, volume_to_node
+from LiverResUNetLib.scene.volume_nodes import lps_to_ras, node_to_volume
 from LiverResUNetLib.volume import Volume
 
 DIRECTIONS = {
@@ -23,10 +24,10 @@ def test_lps_to_ras_negates_the_first_two_axes():
     assert lps_to_ras((10.0, -20.0, 30.0)) == [-10.0, 20.0, 30.0]
 
 
-def test_volume_to_node_writes_slicers_ras_geometry():
+def test_a_volume_node_gets_slicers_ras_geometry():
     volume = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4), (0.5, 0.7, 2.0), (10.0, 20.0, 30.0))
     scene = slicer.vtkMRMLScene()
-    node = volume_to_node(volume, scene, "CT")
+    node = add_volume_node(volume, scene, "CT")
     matrix = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(matrix)
     np.testing.assert_allclose(slicer.util.arrayFromVTKMatrix(matrix),
@@ -40,7 +41,7 @@ def test_volume_to_node_writes_slicers_ras_geometry():
 def test_round_trip_keeps_voxels_and_geometry(name):
     volume = Volume(np.random.default_rng(1).integers(-1000, 1000, (5, 6, 7)).astype(np.int16),
                     (0.8, 0.6, 2.5), (-12.0, 40.0, 7.5), DIRECTIONS[name])
-    back = node_to_volume(volume_to_node(volume, slicer.vtkMRMLScene(), name))
+    back = node_to_volume(add_volume_node(volume, slicer.vtkMRMLScene(), name))
     assert back.same_grid(volume, tolerance=1e-9)
     np.testing.assert_array_equal(back.array, volume.array)
     assert back.array.dtype == volume.array.dtype
@@ -62,7 +63,7 @@ def test_slicers_own_nifti_reader_agrees_with_the_core(tmp_path, name):
 
 
 def test_node_to_volume_is_a_copy():
-    node = volume_to_node(Volume(np.zeros((2, 2, 2), np.int16)), slicer.vtkMRMLScene(), "CT")
+    node = add_volume_node(Volume(np.zeros((2, 2, 2), np.int16)), slicer.vtkMRMLScene(), "CT")
     volume = node_to_volume(node)
     slicer.util.arrayFromVolume(node)[:] = 5
     assert not volume.array.any()

@@ -16,6 +16,16 @@ LABEL_NAMES = ("background", "liver", "liver tumor")
 BACKGROUND, LIVER, TUMOR = 0, 1, 2
 
 
+def voxel_volume_mm3(spacing) -> float:
+    """The volume of one voxel of ``spacing`` ``(di, dj, dk)`` mm, in mm³."""
+    return float(np.prod(spacing))
+
+
+def voxel_volume_ml(spacing) -> float:
+    """The volume of one voxel of ``spacing`` ``(di, dj, dk)`` mm, in mL (1 mL = 1000 mm³)."""
+    return voxel_volume_mm3(spacing) / 1000.0
+
+
 @dataclass
 class Volume:
     array: np.ndarray

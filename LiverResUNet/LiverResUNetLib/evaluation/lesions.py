@@ -1,7 +1,7 @@
 """Lesion-wise detection: which reference tumors a prediction found, missed or invented.
 
-Lesions are the 3D connected components of a tumor mask under 26-connectivity (voxels touching by a face,
-an edge or a corner belong to one lesion). A reference lesion is *detected* when at least one predicted
+Lesions are the 3D connected components of a tumor mask (:mod:`LiverResUNetLib.components`: voxels touching
+by a face, an edge or a corner belong to one lesion). A reference lesion is *detected* when at least one predicted
 voxel overlaps it; a predicted lesion that overlaps no reference lesion is a *false positive*.
 The Dice of a reference lesion compares it with the union of the predicted lesions that overlap it
 (0.0 for a missed lesion: the lesion exists, the prediction found none of it).
@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-CONNECTIVITY = 26
+from LiverResUNetLib.components import CONNECTIVITY, label_components
+from LiverResUNetLib.volume import voxel_volume_ml
+
 DETECTION_RULE = "a reference lesion is detected when any predicted tumor voxel overlaps it (>= 1 voxel)"
-_STRUCTURE = ndimage.generate_binary_structure(3, 3)
 
 
 @dataclass
@@ -41,8 +42,8 @@ class LabelledLesions:
 
 def label_lesions(mask, spacing):
     """Split a boolean tumor mask ``[k, j, i]`` into 26-connected lesions with their volumes in mL."""
-    labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=_STRUCTURE)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    labels, count = label_components(mask)
+    voxel_ml = voxel_volume_ml(spacing)
     voxels = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return LabelledLesions(labels, int(count), voxels, [float(n) * voxel_ml for n in voxels])
 

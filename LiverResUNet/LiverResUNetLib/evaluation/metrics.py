@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from LiverResUNetLib.evaluation.lesions import lesion_detection
-from LiverResUNetLib.volume import LABEL_NAMES, TUMOR
+from LiverResUNetLib.volume import LABEL_NAMES, TUMOR, voxel_volume_ml
 
 HD_PERCENTILE = 95
 STRUCTURES = ("liver", "tumor")
@@ -80,7 +80,7 @@ def binary_metrics(prediction, reference, spacing):
     fp = int(np.count_nonzero(prediction)) - tp
     fn = int(np.count_nonzero(reference)) - tp
     tn = int(prediction.size) - tp - fp - fn
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    voxel_ml = voxel_volume_ml(spacing)
     return {
         **overlap_metrics(tp, fp, fn, tn),
         "hd95_mm": hausdorff_distance(prediction, reference, spacing),

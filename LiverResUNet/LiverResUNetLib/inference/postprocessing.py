@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from LiverResUNetLib.components import label_components
 from LiverResUNetLib.records import dataclass_from_dict
-from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR
+from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR, voxel_volume_mm3
 
 
 @dataclass
@@ -61,7 +62,7 @@ def postprocess(labels, spacing, options=None):
     if options.fill_liver_holes:
         _fill_axial_holes(region)
     if options.min_tumor_mm3 > 0:
-        _small_tumors_to_liver(region, options.min_tumor_mm3 / float(np.prod(spacing)))
+        _small_tumors_to_liver(region, options.min_tumor_mm3 / voxel_volume_mm3(spacing))
     return labels
 
 
@@ -77,13 +78,13 @@ def _bounding_box(mask, margin=1):
 
 
 def _drop_components(region, keep_largest, need_liver):
-    """Set to background, in place, the 3D (face-connected) components of the liver (labels 1 and 2) that are
+    """Set to background, in place, the 3D components of the liver (labels 1 and 2) that are
     not the largest (``keep_largest``) or that hold no liver voxel, only tumor (``need_liver``).
 
     A tumor component touching no liver voxel is exactly a component without liver voxels, so one
     labelling serves both rules.
     """
-    components, count = ndimage.label(region > 0)
+    components, count = label_components(region > 0)
     dropped = np.zeros(count + 1, dtype=bool)
     if need_liver:
         has_liver = np.zeros(count + 1, dtype=bool)
@@ -120,8 +121,8 @@ def _fill_axial_holes(region):
 
 
 def _small_tumors_to_liver(region, min_voxels):
-    """Relabel as liver, in place, the tumor components (face-connected) of fewer than ``min_voxels`` voxels."""
-    tumors, count = ndimage.label(region == TUMOR)
+    """Relabel as liver, in place, the tumor components (lesions) of fewer than ``min_voxels`` voxels."""
+    tumors, count = label_components(region == TUMOR)
     if count:
         small = np.bincount(tumors.ravel(), minlength=count + 1) < min_voxels
         small[0] = False

@@ -11,7 +11,6 @@ import SimpleITK as sitk
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.io.dicom_series import read_series
 from LiverResUNetLib.volume import Volume
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -67,17 +66,3 @@ def write_image(volume, path):
         sitk.WriteImage(image, str(temporary), useCompression=True)
     return path
 
-
-def read_volume(path, series_uid=None):
-    """Open an image input the way every command does: a folder is a DICOM series, a file an image file.
-
-    Args:
-        path: a folder of DICOM files (read with ``dicom_series.read_series``) or an image file.
-        series_uid: which DICOM series to read when the folder holds several CT series.
-    """
-    path = Path(path)
-    if path.is_dir():
-        return read_series(path, series_uid=series_uid)
-    if series_uid is not None:
-        raise input_error(path, "a series UID selects a series in a DICOM folder; this is a file")
-    return read_image(path)

@@ -51,17 +51,6 @@ def fill_volume_node(node, volume):
     return node
 
 
-def volume_to_node(volume, scene, name, class_name="vtkMRMLScalarVolumeNode"):
-    """Add a volume node named ``name`` to ``scene`` holding ``volume`` (a label map with class_name
-    ``vtkMRMLLabelMapVolumeNode``)."""
-    node = getattr(slicer, class_name)()
-    node.SetName(scene.GenerateUniqueName(name))
-    fill_volume_node(node, volume)
-    scene.AddNode(node)
-    node.CreateDefaultDisplayNodes()
-    return node
-
-
 def node_to_volume(node):
     """The voxels and geometry of a scalar volume node as a Volume (a copy: later edits of the node do not
     reach it). Refuses nodes without voxels and multi-component (colour, vector) volumes."""

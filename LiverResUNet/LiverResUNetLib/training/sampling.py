@@ -17,6 +17,8 @@ slices it would have seen, and every DDP process computes the same draws and kee
 import numpy as np
 from scipy import ndimage
 
+from LiverResUNetLib.components import label_components
+
 BACKGROUND_SLICE, LIVER_SLICE, TUMOR_SLICE = 0, 1, 2
 
 
@@ -40,7 +42,7 @@ def lesion_slices(labels, case_of_slice):
     lesions = []
     for case in np.unique(case_of_slice):
         first = int(np.flatnonzero(case_of_slice == case)[0])
-        components, _ = ndimage.label(labels[case_of_slice == case] == 2)
+        components, _ = label_components(labels[case_of_slice == case] == 2)
         # A connected lesion has voxels on every slice between its first and its last.
         lesions += [first + np.arange(extent[0].start, extent[0].stop) for extent in ndimage.find_objects(components)]
     return lesions
@@ -108,7 +110,7 @@ def patch_corners(labels, categories, patch_size, rng):
     corners = np.empty((len(labels), 2), dtype=np.int64)
     for number, (label, category) in enumerate(zip(labels, categories)):
         if category == TUMOR_SLICE:
-            tumors, count = ndimage.label(label == 2)
+            tumors, count = label_components(label == 2)
             candidates = np.flatnonzero(tumors == rng.integers(1, count + 1))
         elif category == LIVER_SLICE:
             candidates = np.flatnonzero(label > 0)
