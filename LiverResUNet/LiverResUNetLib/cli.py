@@ -9,6 +9,7 @@ modules import their heavy dependencies (torch, MRML) inside ``run`` so that ``-
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from LiverResUNetLib.errors import InputError
@@ -33,13 +34,13 @@ def print_progress(fraction, message):
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
 
-def program_name():
+def program_name() -> str:
     """How the user started the commands: ``liverresunet``, ``python -m LiverResUNetLib`` or the trainer script."""
     name = Path(sys.argv[0]).name
     return "python -m LiverResUNetLib" if name in ("__main__.py", "") else name
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=program_name(),
         description="Liver and liver-tumor segmentation of abdominal CT with a 2D ResUNet.")
@@ -53,7 +54,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user mistakes print one line on standard error and give exit code 2."""
     args = build_parser().parse_args(argv)
     try:

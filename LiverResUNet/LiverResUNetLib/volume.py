@@ -8,7 +8,9 @@ Conventions (shared by every module):
 Slicer nodes are RAS; the scene bridge is the only place that converts.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,12 +18,12 @@ LABEL_NAMES = ("background", "liver", "liver tumor")
 BACKGROUND, LIVER, TUMOR = 0, 1, 2
 
 
-def voxel_volume_mm3(spacing) -> float:
+def voxel_volume_mm3(spacing: Sequence[float]) -> float:
     """The volume of one voxel of ``spacing`` ``(di, dj, dk)`` mm, in mm³."""
     return float(np.prod(spacing))
 
 
-def voxel_volume_ml(spacing) -> float:
+def voxel_volume_ml(spacing: Sequence[float]) -> float:
     """The volume of one voxel of ``spacing`` ``(di, dj, dk)`` mm, in mL (1 mL = 1000 mm³)."""
     return voxel_volume_mm3(spacing) / 1000.0
 
@@ -29,12 +31,12 @@ def voxel_volume_ml(spacing) -> float:
 @dataclass
 class Volume:
     array: np.ndarray
-    spacing: tuple = (1.0, 1.0, 1.0)
-    origin: tuple = (0.0, 0.0, 0.0)
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0)
+    origin: tuple[float, ...] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.array = np.asarray(self.array)
         if self.array.ndim != 3:
             raise ValueError(f"Volume array must be 3D [k, j, i], got shape {self.array.shape}")
@@ -43,28 +45,28 @@ class Volume:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self.array.shape
 
-    def ijk_to_lps(self):
+    def ijk_to_lps(self) -> np.ndarray:
         """4x4 matrix mapping homogeneous (i, j, k, 1) voxel indices to LPS millimetres."""
         matrix = np.eye(4)
         matrix[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
         matrix[:3, 3] = self.origin
         return matrix
 
-    def with_array(self, array, **metadata):
+    def with_array(self, array: np.ndarray, **metadata: Any) -> "Volume":
         """A new Volume on this exact grid holding ``array`` (same shape), e.g. a label map."""
         array = np.asarray(array)
         if array.shape != self.array.shape:
             raise ValueError(f"array shape {array.shape} does not match the volume grid {self.array.shape}")
         return Volume(array, self.spacing, self.origin, self.direction.copy(), dict(metadata))
 
-    def same_grid(self, other, tolerance=1e-4):
+    def same_grid(self, other: "Volume", tolerance: float = 1e-4) -> bool:
         """True when ``other`` has the same shape and voxel-to-patient mapping."""
         return self.array.shape == other.array.shape and np.allclose(
             self.ijk_to_lps(), other.ijk_to_lps(), atol=tolerance)
 
-    def voxel_volume_ml(self):
+    def voxel_volume_ml(self) -> float:
         """Volume of one voxel in millilitres (cm^3)."""
-        return float(np.prod(self.spacing)) / 1000.0
+        return voxel_volume_ml(self.spacing)

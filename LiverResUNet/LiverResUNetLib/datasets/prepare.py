@@ -9,6 +9,7 @@ no half dataset, and an existing OUT stays as it was.
 example: python -m LiverResUNetLib prepare --data ~/data/3Dircadb1 --out ~/data/ircadb-prepared
 """
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -108,14 +109,14 @@ def add_case(folder, case, source="corrected in Slicer"):
     return folder
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, metavar="RAW",
                         help="raw dataset folder: 3D-IRCADb-01 root or patient, LiTS, MSD Task03, or prepared")
     parser.add_argument("--out", required=True, type=Path, metavar="DATASET",
                         help="prepared dataset folder to create (an older prepared dataset there is replaced)")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     out = prepare_dataset(args.data, args.out, progress=print_progress)
     print(out / DATASET_JSON)
     return 0

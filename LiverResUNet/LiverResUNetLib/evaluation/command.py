@@ -12,6 +12,7 @@ example:
   python -m LiverResUNetLib evaluate --model run/model.pth --data dataset --out run/report
 """
 
+import argparse
 import datetime
 import platform
 from pathlib import Path
@@ -21,7 +22,7 @@ from LiverResUNetLib.atomic import atomic_directory
 from LiverResUNetLib.errors import input_error
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, metavar="MODEL",
                         help="model file written by 'train' (weights + card)")
     parser.add_argument("--data", required=True, type=Path, metavar="DATASET|RAW",
@@ -126,7 +127,7 @@ def _format(value):
     return "undefined" if value is None else f"{value:.3f}"
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.cli import print_progress
     from LiverResUNetLib.evaluation.report import REPORT_HTML, summary_lines
 

@@ -5,6 +5,9 @@ convention). A metric whose denominator is empty is ``None``, never a made-up 0 
 reference tumor is "tumor-free" and is scored by its false positives instead of a Dice.
 """
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
 
@@ -20,16 +23,16 @@ CASE_METRICS = OVERLAP_METRICS + ("hd95_mm",)
 REFERENCE_BOUND_METRICS = ("dice", "iou", "sensitivity", "precision", "hd95_mm")
 
 
-def _ratio(numerator, denominator):
+def _ratio(numerator: float, denominator: float) -> float | None:
     return float(numerator) / float(denominator) if denominator else None
 
 
-def _kji_sampling(spacing):
+def _kji_sampling(spacing: Sequence[float]) -> tuple[float, ...]:
     """Voxel size along the array axes [k, j, i] from the Volume's (di, dj, dk)."""
     return tuple(float(s) for s in spacing)[::-1]
 
 
-def overlap_metrics(tp, fp, fn, tn):
+def overlap_metrics(tp: int, fp: int, fn: int, tn: int) -> dict[str, float | None]:
     """Dice, IoU, accuracy, sensitivity, specificity and precision from voxel counts (None when 0/0)."""
     return {
         "dice": _ratio(2 * tp, 2 * tp + fp + fn),
@@ -41,12 +44,13 @@ def overlap_metrics(tp, fp, fn, tn):
     }
 
 
-def _surface(mask):
+def _surface(mask: np.ndarray) -> np.ndarray:
     """Voxels of ``mask`` with at least one face neighbour outside it (the image border counts as outside)."""
     return mask & ~ndimage.binary_erosion(mask)
 
 
-def hausdorff_distance(prediction, reference, spacing, percentile=HD_PERCENTILE):
+def hausdorff_distance(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float],
+                       percentile: float = HD_PERCENTILE) -> float | None:
     """Symmetric percentile Hausdorff distance in mm between the surfaces of two boolean masks.
 
     The larger of the two directed ``percentile``-th distances (prediction surface to reference surface and
@@ -66,7 +70,7 @@ def hausdorff_distance(prediction, reference, spacing, percentile=HD_PERCENTILE)
     return float(max(np.percentile(to_reference, percentile), np.percentile(to_prediction, percentile)))
 
 
-def binary_metrics(prediction, reference, spacing):
+def binary_metrics(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float]) -> dict[str, Any]:
     """Scores of one boolean prediction against one boolean reference on the same grid.
 
     Returns the overlap metrics, ``hd95_mm``, the voxel counts ``tp, fp, fn, tn`` (for pooling over cases)
@@ -90,7 +94,7 @@ def binary_metrics(prediction, reference, spacing):
     }
 
 
-def confusion_matrix(prediction, reference, num_classes=len(LABEL_NAMES)):
+def confusion_matrix(prediction: np.ndarray, reference: np.ndarray, num_classes: int = len(LABEL_NAMES)) -> np.ndarray:
     """Voxel counts, rows = reference label, columns = predicted label."""
     prediction = np.asarray(prediction).ravel().astype(np.int64)
     reference = np.asarray(reference).ravel().astype(np.int64)
@@ -101,12 +105,12 @@ def confusion_matrix(prediction, reference, num_classes=len(LABEL_NAMES)):
     return counts.reshape(num_classes, num_classes)
 
 
-def _structure_masks(labels):
+def _structure_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
     """The organ "liver" (labels 1 and 2: tumors lie in the liver) and the "tumor" (label 2)."""
     return {"liver": labels > 0, "tumor": labels == TUMOR}
 
 
-def case_metrics(pred_labels, ref_labels, spacing):
+def case_metrics(pred_labels: np.ndarray, ref_labels: np.ndarray, spacing: Sequence[float]) -> dict[str, Any]:
     """All scores of one case: liver and tumor metrics, lesion detection and the 3x3 confusion matrix.
 
     ``pred_labels`` and ``ref_labels`` are label arrays (0/1/2) on one grid. When the reference has no tumor
@@ -131,7 +135,7 @@ def case_metrics(pred_labels, ref_labels, spacing):
     }
 
 
-def mean_sd(values):
+def mean_sd(values: Iterable[float | None]) -> dict[str, Any]:
     """Mean and sample standard deviation (ddof=1) of the defined values, with their count n."""
     defined = np.array([value for value in values if value is not None], dtype=float)
     return {
@@ -141,7 +145,7 @@ def mean_sd(values):
     }
 
 
-def summarise(cases):
+def summarise(cases: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Aggregate a list of :func:`case_metrics` results (each may carry a ``case_id``).
 
     ``per_case``: mean, sd and n of every metric over the cases where it is defined. ``global``: the overlap

@@ -9,13 +9,14 @@ example:
   python -m LiverResUNetLib predict --model liver.pth --input ct.nrrd --output labels.nrrd
 """
 
+import argparse
 import json
 from pathlib import Path
 
 from LiverResUNetLib.inference.predictor import DEVICES
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="model file (from the train command)")
     parser.add_argument("--input", required=True, type=Path, metavar="IMAGE", help="CT image file in HU")
     parser.add_argument("--output", required=True, type=Path, metavar="LABELS",
@@ -27,7 +28,7 @@ def add_arguments(parser):
                         help='post-processing options as JSON, e.g. \'{"min_tumor_mm3": 20}\' (default: defaults)')
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.cli import print_progress
     from LiverResUNetLib.errors import input_error
     from LiverResUNetLib.inference.postprocessing import PostprocessOptions

@@ -4,6 +4,7 @@ SimpleITK does the file formats: ITK keeps geometry in LPS like :class:`Volume`,
 to and from the RAS that NIfTI stores, so no axis is flipped here.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,12 @@ IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 
 
-def is_image_file(path):
+def is_image_file(path: str | os.PathLike) -> bool:
     """True when ``path`` has the name of an image file this module reads."""
     return Path(path).name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def read_image(path):
+def read_image(path: str | os.PathLike) -> Volume:
     """Read a 3D scalar image file into a Volume (array ``[k, j, i]``, geometry in LPS, stored dtype kept).
 
     Raises:
@@ -49,7 +50,7 @@ def read_image(path):
                   {"source": str(path)})
 
 
-def write_image(volume, path):
+def write_image(volume: Volume, path: str | os.PathLike) -> Path:
     """Write ``volume`` to ``path`` (format from the suffix), compressed, in one atomic step.
 
     Boolean arrays are stored as uint8. The target is replaced only once the whole file is written.

@@ -24,7 +24,7 @@ def _at_least(minimum):
     return convert
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write 3Dircadb1/ into")
     parser.add_argument("--patients", type=_at_least(1), default=4, metavar="N",
                         help="number of patients (default 4)")
@@ -38,7 +38,7 @@ def add_arguments(parser):
                         help="slices per patient (default: each patient's abdominal coverage at its spacing)")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.datasets.ircadb import list_ircadb_patients, read_ircadb_patient
     from LiverResUNetLib.measurements import measure_liver
     from LiverResUNetLib.phantom.ircadb_writer import storage_for, write_cohort

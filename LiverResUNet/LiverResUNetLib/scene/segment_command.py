@@ -19,8 +19,10 @@ examples:
   python -m LiverResUNetLib segment --model liver.pt --input CT_DIR --output liver_seg.dcm
 """
 
+import argparse
 import re
 import sys
+from typing import Any
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,7 +30,7 @@ DICOM_SEG_SUFFIX = ".dcm"
 SEGMENTATION_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", DICOM_SEG_SUFFIX)
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="model file (from the train command)")
     parser.add_argument("--input", required=True, action="append", type=Path, metavar="DICOM_DIR|IMAGE",
                         help="a DICOM folder or an image file; repeat for a batch")
@@ -226,7 +228,7 @@ def _summary(results):
     return "\n".join(lines)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import vtk
 
     from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
@@ -242,7 +244,7 @@ def run(args):
     outputs = output_paths(cases, args.output, args.table, args.format)
     if any(is_dicom_seg_path(path) for path, _ in outputs):
         import_highdicom()  # refused here, before any work, where highdicom cannot run (Slicer 5.10)
-    results = []
+    results: list[tuple[Any, Any]] = []
     for number, (case, (segmentation_path, table_path)) in enumerate(zip(cases, outputs), start=1):
         prefix = f"[{number}/{len(cases)}] {case.name}:"
         try:

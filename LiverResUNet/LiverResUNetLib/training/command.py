@@ -20,6 +20,7 @@ Several processes (GPUs or CPU slots) train one model with torch's DDP:
   torchrun --nproc_per_node=2 -m LiverResUNetLib train --data DATASET --out RUN
 """
 
+import argparse
 import functools
 import os
 import sys
@@ -50,7 +51,7 @@ FLAGS = (
 )
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DATASET",
                         help="a prepared DATASET folder (from `prepare`), or a raw 3D-IRCADb-01, LiTS or MSD Task03 "
                              "folder (read and prepared in memory)")
@@ -71,7 +72,7 @@ def add_arguments(parser):
         parser.add_argument(flag, dest=key, type=kind, default=None, metavar=metavar, help=text + shown)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.training.loop import CONFIG_FILE, train_cross_validation, train_model
 
     overrides = dict(parse_assignment(text) for text in args.assignments)
@@ -84,13 +85,12 @@ def run(args):
     for key in ("data", "out"):
         if getattr(config, key) is None:
             raise input_error(f"--{key}", "required (on the command line or in the configuration file)")
-    main_process = int(os.environ.get("RANK", "0")) == 0
-    progress = ProgressBar() if main_process else None
+    progress = ProgressBar() if int(os.environ.get("RANK", "0")) == 0 else None
     if config.split.folds is not None and config.split.fold is None:
         paths = train_cross_validation(config, progress, resume=args.resume)
     else:
         paths = [train_model(config, progress, resume=args.resume)]
-    if main_process:
+    if progress is not None:
         progress.close()
         for path in paths:
             print(path, flush=True)
