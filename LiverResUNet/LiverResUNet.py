@@ -469,6 +469,7 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         import time
 
         import numpy as np
+        import pydicom
         from DICOMLib import DICOMUtils
 
         from LiverResUNetLib.phantom.anatomy import generate_patient
@@ -525,6 +526,19 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.assertIsNotNone(metrics["liver"]["dice"])
         folder = logic.saveCorrectedCase(volumeNode, segmentation, work / "dataset", "phantom.7")
         self.assertTrue((folder / "dataset.json").is_file())
+
+        exporter = quantitativeReportingExporter()
+        if exporter is None and int(pydicom.__version__.split(".")[0]) < 3:
+            self.delayDisplay("Export to DICOM not tested: highdicom needs pydicom 3 (Slicer 5.12), or install "
+                              "QuantitativeReporting")
+            return
+        self.delayDisplay("Exporting the corrected result as a DICOM SEG into the DICOM database")
+        with DICOMUtils.TemporaryDICOMDatabase(str(work / "export-database")) as database:
+            DICOMUtils.importDicom(str(work / "dicom"), database)
+            exported = logic.exportToDicomDatabase(segmentation, volumeNode, database, modelPath, exporter)
+            study = database.studyForSeries(series[0]["uid"])
+            self.assertIn(exported.series_uid, database.seriesForStudy(study))
+            self.assertEqual(database.fieldForSeries("Modality", exported.series_uid), "SEG")
 
 
 def saveTinyModel(path):
