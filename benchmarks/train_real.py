@@ -1,0 +1,130 @@
+"""Real CT: leave one patient out over the two real 3D-IRCADb-01 patients, in both directions.
+
+Accuracy is judged on real CT. This trains on one real patient and tests on the other (3Dircadb1.1 -> 1.7 and
+1.7 -> 1.1), each with the default configuration (or --config / --set for an experiment), through the real
+commands a user chains:
+  1. `prepare` each patient of ../shared/data/3Dircadb1 (reused by later runs);
+  2. `train --val-fraction 0 --max-minutes M` on one patient (nnU-Net's fold "all": the last model is kept);
+  3. `evaluate` that model on the other patient.
+Per direction and pooled over both: Dice, IoU, sensitivity, specificity of liver and tumor, lesion detection.
+Pooled = the voxel counts of both test patients summed (metrics.summarise over the two evaluated cases).
+
+Targets (issue 10): liver Dice >= 0.93 in both directions, tumor Dice >= 0.50 pooled over both.
+Nothing derived from the real data leaves benchmarks/output/ (git-ignored): the licence forbids it.
+
+Usage (from the repository root; about 2 x (M + 2) minutes on 2 CPU cores):
+    .venv/bin/python benchmarks/train_real.py [--minutes 20] [--tag NAME] [--config YAML] [--set KEY=VALUE ...]
+Writes benchmarks/output/train_real/<tag>/results.json; exit status 1 when a target is missed.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"
+OUTPUT = REPO / "benchmarks" / "output" / "train_real"
+PATIENTS = ("3Dircadb1.1", "3Dircadb1.7")
+LIVER_TARGET, POOLED_TUMOR_TARGET = 0.93, 0.50
+REPORTED = ("dice", "iou", "sensitivity", "specificity")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="--max-minutes of each `train` (default 20)")
+    parser.add_argument("--tag", default="default", help="name of this run's folder under the output")
+    parser.add_argument("--config", type=Path, help="training configuration file (default: the defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="passed to `train --set` (repeatable)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")
+    parser.add_argument("--data", type=Path, default=REAL_DATA, help="folder holding the two patients")
+    return parser.parse_args()
+
+
+def command(*arguments: object) -> tuple[str, float]:
+    """Run ``python -m LiverResUNetLib ...`` with its progress on our stderr; returns (stdout, seconds)."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "LiverResUNetLib", *map(str, arguments)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True, check=True)
+    return result.stdout, time.monotonic() - started
+
+
+def prepared(patient: str, data: Path) -> Path:
+    """The prepared dataset of one real patient, made once."""
+    dataset = OUTPUT / "prepared" / patient
+    if not (dataset / "dataset.json").is_file():
+        command("prepare", "--data", data / patient, "--out", dataset)
+    return dataset
+
+
+def scores(structure: dict) -> dict:
+    return {metric: structure.get(metric) for metric in REPORTED}
+
+
+def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> tuple[dict, dict]:
+    """Train on ``train``, evaluate on ``test``; the figures of this direction and the evaluated case."""
+    run = folder / f"{train}_to_{test}"
+    shutil.rmtree(run, ignore_errors=True)
+    training = ["train", "--data", prepared(train, args.data), "--out", run / "run", "--val-fraction", "0",
+                "--max-minutes", args.minutes, "--threads", args.threads, "--device", "cpu"]
+    if args.config:
+        training += ["--config", args.config]
+    for option in args.set:
+        training += ["--set", option]
+    printed, seconds = command(*training)
+    model = Path(printed.strip().splitlines()[-1])
+    command("evaluate", "--model", model, "--data", prepared(test, args.data), "--out", run / "report")
+    report = json.loads((run / "report" / "report.json").read_text())
+    case = report["cases"][0]
+    history = report["model"]["card"]["training"]["history"]
+    return {
+        "train": train, "test": test,
+        "command": "python -m LiverResUNetLib " + " ".join(map(str, training)),
+        "train_minutes": round(seconds / 60, 2),
+        "epochs": len(history), "steps": sum(row["steps"] for row in history),
+        "liver": scores(case["liver"]), "tumor": scores(case["tumor"]),
+        "lesions": {key: case["lesions"][key] for key in ("reference_lesions", "detected", "missed",
+                                                          "false_positive")},
+        "report": str(run / "report" / "report.html"),
+    }, case
+
+
+def main() -> int:
+    from LiverResUNetLib.evaluation.metrics import summarise
+
+    args = parse_arguments()
+    missing = [patient for patient in PATIENTS if not (args.data / patient).is_dir()]
+    if missing:
+        print(f"error: {args.data}: no {', '.join(missing)} (the real patients of ../shared/data)", file=sys.stderr)
+        return 2
+    folder = OUTPUT / args.tag
+    folder.mkdir(parents=True, exist_ok=True)
+    results, cases = [], []
+    for train, test in (PATIENTS, PATIENTS[::-1]):
+        figures, case = direction(train, test, args, folder)
+        results.append(figures)
+        cases.append(case)
+        print(json.dumps(figures, indent=2), file=sys.stderr)
+    pooled = summarise(cases)
+    summary = {
+        "tag": args.tag, "minutes": args.minutes, "config": str(args.config or "defaults"), "set": args.set,
+        "directions": results,
+        "pooled": {name: scores(pooled["global"][name]) for name in ("liver", "tumor")},
+        "pooled_lesions": {key: pooled["lesions"][key] for key in ("reference_lesions", "detected", "missed",
+                                                                   "false_positive", "detection_rate")},
+        "targets": {"liver_dice_each_direction": LIVER_TARGET, "tumor_dice_pooled": POOLED_TUMOR_TARGET},
+    }
+    met = all((run["liver"]["dice"] or 0) >= LIVER_TARGET for run in results) \
+        and (summary["pooled"]["tumor"]["dice"] or 0) >= POOLED_TUMOR_TARGET
+    summary["targets_met"] = met
+    (folder / "results.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
