@@ -46,6 +46,28 @@ def test_real_scanner_series_load(real_fixtures, fixture, hu_range):
     assert volume.shape[0] == series.slice_count
 
 
+def test_dicom_series_pixels_are_decoded_once_by_slicers_reader(real_fixtures, monkeypatch):
+    """The core checks the grid from the headers alone; decoding the pixels a second time would fail here."""
+    from LiverResUNetLib.io import dicom_pixels
+
+    def refuse(*args):
+        raise AssertionError("the core decoded a slice")
+
+    monkeypatch.setattr(dicom_pixels, "_stored_values", refuse)
+    [series] = [s for s in find_series(real_fixtures / "dcmqi-ct-3slice") if s.modality == "CT"]
+    volume = node_to_volume(read_dicom_series_node(slicer.vtkMRMLScene(), series))
+    assert volume.shape[0] == series.slice_count
+
+
+def test_a_slice_cut_short_is_refused_before_slicers_reader_runs(tmp_path):
+    paths = write_series(tmp_path, phantom_hu((4, 80, 80)))  # 12800 bytes per slice: deferred when headers are read
+    paths[2].write_bytes(paths[2].read_bytes()[:-3000])
+    [series] = find_series(tmp_path)
+    with pytest.raises(InputError, match=rf"{paths[2].name} is truncated or corrupt: its pixel data has 9800 of the "
+                                         "12800 bytes"):
+        read_dicom_series_node(slicer.vtkMRMLScene(), series)
+
+
 def test_a_series_the_core_refuses_adds_nothing(tmp_path):
     paths = write_series(tmp_path, phantom_hu((8, 8, 8)))
     paths[4].unlink()  # a missing slice in the middle

@@ -20,7 +20,6 @@ from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.dicom_series import instance_identity
 from LiverResUNetLib.model.model_file import model_identity
-from LiverResUNetLib.volume import Volume
 
 ALGORITHM_NAME = "LiverResUNet"
 CONTENT_LABEL = "LIVER_TUMOR"
@@ -87,14 +86,6 @@ def _text(header, keyword):
     return str(header.get(keyword) or "").strip()
 
 
-def _stack_grid(stack):
-    """The stack's grid as a Volume (no voxels allocated) to compare a label map with."""
-    first = stack.headers[0]
-    shape = (len(stack.headers), int(first.Rows), int(first.Columns))
-    return Volume(np.broadcast_to(np.zeros((1, 1, 1), dtype=np.uint8), shape), stack.spacing, stack.origin,
-                  stack.direction)
-
-
 def _code(highdicom, code):
     return highdicom.sr.CodedConcept(code.value, code.scheme, code.meaning)
 
@@ -128,7 +119,7 @@ def build_seg(labels, stack, series_uid, card):
     highdicom = import_highdicom()
     first = stack.headers[0]
     where = first.get("SeriesInstanceUID", "the CT series")
-    if not _stack_grid(stack).same_grid(labels, tolerance=1e-3):
+    if not stack.grid().same_grid(labels, tolerance=1e-3):
         raise input_error(where, f"the label map ({labels.shape}) is not on the grid of the CT series "
                                  f"({len(stack.headers)} slices of {first.Rows} x {first.Columns})")
     values = np.unique(labels.array)

@@ -6,6 +6,7 @@ Compressed transfer syntaxes that pydicom can decode here (JPEG lossless, JPEG-L
 are read; any other is refused up front, by name, before anything is decoded.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pydicom
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from LiverResUNetLib.errors import Cancelled, input_error
-from LiverResUNetLib.io.pydicom_versions import decoder_available, read_encoding
+from LiverResUNetLib.io.pydicom_versions import decoder_available, element_as_read, read_encoding
 
 INT16_RANGE = (np.iinfo(np.int16).min, np.iinfo(np.int16).max)
 
@@ -54,6 +55,30 @@ def check_decodable(headers, where):
             raise input_error(where, f"the pixel data is compressed with transfer syntax {_describe(uid)}, "
                                      "which cannot be decoded here; export the series uncompressed or as JPEG "
                                      "lossless / JPEG 2000 / RLE")
+
+
+def _pixel_bytes_present(header):
+    """How many bytes of pixel data a header's file holds, without reading them (the file may be cut short)."""
+    element = element_as_read(header, "PixelData")
+    if element.value is not None:
+        return len(element.value)
+    return max(0, min(element.length, os.path.getsize(header.filename) - element.value_tell))
+
+
+def check_complete(headers, where):
+    """Refuse, from the headers alone, uncompressed slices whose pixel data is shorter than their matrix.
+
+    Raises:
+        InputError: naming the first truncated file and how many bytes it holds.
+    """
+    for header in headers:
+        if transfer_syntax(header).is_compressed:
+            continue
+        expected = int(header.Rows) * int(header.Columns) * (int(header.BitsAllocated) // 8)
+        present = _pixel_bytes_present(header)
+        if present < expected:
+            raise input_error(where, f"{Path(header.filename).name} is truncated or corrupt: its pixel data has "
+                                     f"{present} of the {expected} bytes expected")
 
 
 def rescale(header):

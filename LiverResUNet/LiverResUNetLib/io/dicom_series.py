@@ -15,7 +15,7 @@ import pydicom
 from pydicom.uid import generate_uid
 
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.io.dicom_pixels import check_decodable, read_hounsfield
+from LiverResUNetLib.io.dicom_pixels import check_complete, check_decodable, read_hounsfield
 from LiverResUNetLib.io.slice_stack import listing_order, stack_slices
 from LiverResUNetLib.volume import Volume
 
@@ -210,14 +210,15 @@ def read_series_headers(source, series_uid=None, modality="CT"):
     """The headers (pixel data not read) of one DICOM series, checked and ordered along the slice normal.
 
     Args and refusals as :func:`read_series` (a transfer syntax that cannot be decoded included), except that
-    no pixel is decoded: this is what a DICOM SEG
-    writer needs to reference the series. Returns ``(stack, series_uid, where)``: the
+    no pixel is decoded (a file cut short is still refused): this is what a DICOM SEG writer needs to reference
+    the series, and what checks a series that Slicer's reader decodes. Returns ``(stack, series_uid, where)``: the
     ``slice_stack.SliceStack``, the series' UID and the folder or file named in messages.
     """
     files, where, strict = _source_files(source)
     series, others = _group(files, where, strict)
     uid = _choose(series, others, where, series_uid, modality)
     check_decodable(series[uid], where)
+    check_complete(series[uid], where)
     return stack_slices(series[uid], where), uid, where
 
 

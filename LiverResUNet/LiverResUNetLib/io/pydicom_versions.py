@@ -1,6 +1,6 @@
 """The few pydicom calls that differ between pydicom 2.4 (Slicer 5.10) and pydicom 3 (Slicer 5.12).
 
-Everything else the readers and writers use is the same in both; these three are asked here, by feature.
+Everything else the readers and writers use is the same in both; these four are asked here, by feature.
 """
 
 import pydicom
@@ -34,3 +34,12 @@ def save_dicom_file(dataset, path):
         dataset.is_little_endian = dataset.file_meta.TransferSyntaxUID.is_little_endian
         dataset.is_implicit_VR = dataset.file_meta.TransferSyntaxUID.is_implicit_VR
         dataset.save_as(path, write_like_original=False)
+
+
+def element_as_read(dataset, keyword):
+    """The element as it was read: a deferred value (e.g. pixel data) stays unread, its length and file offset
+    known."""
+    try:
+        return dataset.get_item(keyword, keep_deferred=True)  # pydicom 3
+    except TypeError:  # pydicom 2.4: no keep_deferred, and its get_item would read a deferred value
+        return dataset._dict.get(pydicom.tag.Tag(keyword))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.volume import Volume
 
 #: A step between neighbouring slices larger than this many median steps means slices are missing.
 GAP_FACTOR = 1.5
@@ -31,6 +32,13 @@ class SliceStack:
     spacing: tuple
     origin: tuple
     direction: np.ndarray
+
+    def grid(self) -> Volume:
+        """The series' grid as a Volume whose voxels are never allocated: to compare a grid without decoding."""
+        first = self.headers[0]
+        shape = (len(self.headers), int(first.Rows), int(first.Columns))
+        return Volume(np.broadcast_to(np.zeros((1, 1, 1), dtype=np.uint8), shape), self.spacing, self.origin,
+                      self.direction)
 
 
 def _name(header):

@@ -1,8 +1,9 @@
 """Files in and out of a scene without the Slicer application: the readers and writers Slicer itself uses.
 
 A DICOM series is read by Slicer's volume storage node from the file list sorted along the slice normal (the
-way Slicer's DICOM module loads it), and checked against the geometry the core's DICOM reader derives from the
-headers, so a series ITK would misplace is refused rather than segmented in the wrong place. Outputs are written
+way Slicer's DICOM module loads it), and checked against the grid the core's DICOM reader derives from the
+headers alone (the pixels are decoded once, by Slicer), so a series ITK would misplace is refused rather than
+segmented in the wrong place. Outputs are written
 atomically by Slicer's storage nodes: ``.seg.nrrd`` (segments, names, colours, terminology), or a label map
 ``.nii.gz`` / ``.nrrd`` (0/1/2 on the input's grid).
 """
@@ -14,7 +15,7 @@ import slicer
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.io.dicom_series import read_series
+from LiverResUNetLib.io.dicom_series import read_series_headers
 from LiverResUNetLib.io.image_file import is_image_file
 from LiverResUNetLib.scene.results_table import table_rows
 from LiverResUNetLib.scene.segmentation_nodes import segmentation_to_labels
@@ -54,12 +55,13 @@ def read_dicom_series_node(scene, series):
     its file list sorted along the slice normal, as Slicer's DICOM module does.
 
     Raises:
-        InputError: what the core's reader refuses (not CT, missing or inconsistent slices, undecodable
-            pixels...), or a series that Slicer's reader would place differently from its headers.
+        InputError: what the core's header checks refuse (not CT, missing or inconsistent slices, a transfer
+            syntax with no decoder...), a file Slicer cannot read, or a series that Slicer's reader would place
+            differently from its headers.
     """
-    expected = read_series(series.files)
+    stack, _, _ = read_series_headers(series.files)
     node, storage_node = _read_with_storage_node(series.files, series.folder)
-    if not node_to_volume(node).same_grid(expected, tolerance=1e-3):
+    if not node_to_volume(node).same_grid(stack.grid(), tolerance=1e-3):
         raise input_error(series.folder, f"series {series.series_uid}: Slicer's DICOM reader places its voxels "
                                          "differently from what its headers say; convert it to NIfTI/NRRD first")
     return _add_loaded(scene, node, storage_node, series.description or series.folder.name)
