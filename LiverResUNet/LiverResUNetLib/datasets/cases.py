@@ -14,7 +14,8 @@ from LiverResUNetLib.volume import Volume
 
 DATASET_KINDS = ("a prepared dataset (dataset.json)", "an MSD Task03 folder (imagesTr/ + labelsTr/)",
                  "a 3D-IRCADb-01 root or patient folder (PATIENT_DICOM or PATIENT_DICOM.zip)",
-                 "a LiTS folder (volume-N.nii + segmentation-N.nii)")
+                 "a LiTS folder (volume-N.nii + segmentation-N.nii)",
+                 "a folder of DICOM CT series with DICOM SEG objects")
 
 
 @dataclass
@@ -44,6 +45,24 @@ class CaseSource:
         return self.reader()
 
 
+# DICOM folder names that say nothing about the patient: a case is named after the folder holding them
+# (3D-IRCADb-01 keeps every patient's CT in <patient>/PATIENT_DICOM).
+GENERIC_DICOM_FOLDERS = {"patient_dicom", "dicom"}
+
+
+def safe_case_name(text: str) -> str:
+    """``text`` reduced to the characters a case id (a folder or file name) may hold."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "case"
+
+
+def dicom_folder_name(path: Path) -> str:
+    """The name a DICOM folder's case goes by: the folder's, or the one above for PATIENT_DICOM or DICOM."""
+    path = Path(path).resolve()
+    if path.name.lower() in GENERIC_DICOM_FOLDERS and path.parent.name:
+        return path.parent.name
+    return path.name
+
+
 def natural_order(path):
     """Sort key that puts numbered names in number order: 3Dircadb1.2 before 3Dircadb1.10, liver_2 before liver_10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", Path(path).name)]
@@ -53,13 +72,14 @@ def discover_cases(path):
     """Every case of the dataset at ``path``, in a stable order.
 
     Recognises, in this order: a prepared dataset, an MSD Task03 folder, a single 3D-IRCADb-01 patient
-    folder, a 3D-IRCADb-01 root (or the folder holding ``3Dircadb1/``), and a LiTS folder.
+    folder, a 3D-IRCADb-01 root (or the folder holding ``3Dircadb1/``), a LiTS folder, and a folder of DICOM
+    CT series with DICOM SEG objects (each SEG the reference of the series it names).
 
     Raises:
         InputError: ``path`` is missing, is a file, or holds no dataset of a kind listed above.
     """
     # Imported here: the readers build the Case objects this module defines.
-    from LiverResUNetLib.datasets import ircadb, nifti_datasets
+    from LiverResUNetLib.datasets import dicom_seg_cases, ircadb, nifti_datasets
 
     path = Path(path)
     if not path.exists():
@@ -67,7 +87,7 @@ def discover_cases(path):
     if not path.is_dir():
         raise input_error(path, "is a file; give the folder that holds the dataset")
     for finder in (nifti_datasets.prepared_cases, nifti_datasets.msd_cases, ircadb.ircadb_cases,
-                   nifti_datasets.lits_cases):
+                   nifti_datasets.lits_cases, dicom_seg_cases.dicom_seg_cases):
         sources = finder(path)
         if sources:
             return sources

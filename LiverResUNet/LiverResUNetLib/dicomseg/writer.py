@@ -25,6 +25,9 @@ ALGORITHM_NAME = "LiverResUNet"
 CONTENT_LABEL = "LIVER_TUMOR"
 SEG_SERIES_NUMBER_OFFSET = 1000
 SERIES_DESCRIPTION = "LiverResUNet liver and tumor"
+# Patient and study attributes highdicom copies from the CT (type 2: present, possibly empty, in a SEG).
+PATIENT_STUDY_ATTRIBUTES = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                            "StudyID", "StudyDate", "StudyTime")
 
 
 def seg_series_description(card):
@@ -69,6 +72,9 @@ def _source_headers(stack, series_uid, where):
         notes.append(f"the CT series has no FrameOfReferenceUID (the Segmentation IOD requires one): the SEG uses "
                      f"{frame_of_reference}, derived from the study and series UIDs (the same for every SEG of "
                      "this series)")
+    absent = [keyword for keyword in PATIENT_STUDY_ATTRIBUTES if keyword not in first]
+    if absent:
+        notes.append(f"the CT series has no {', '.join(absent)}: the SEG leaves them empty")
     for header in stack.headers:
         sop_class, sop_instance = instance_identity(header)
         if not sop_class or not sop_instance:
@@ -78,6 +84,8 @@ def _source_headers(stack, series_uid, where):
         header.SOPClassUID, header.SOPInstanceUID = sop_class, sop_instance
         header.StudyInstanceUID, header.SeriesInstanceUID = study, series_uid
         header.FrameOfReferenceUID = frame_of_reference
+        for keyword in absent:
+            setattr(header, keyword, "")
         completed.append(header)
     return completed, notes
 

@@ -7,6 +7,7 @@ scene exactly as it was. A segmentation it wrote carries a fingerprint of its co
 edits it, the fingerprint no longer matches and a new run writes to a new node instead.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from LiverResUNetLib.scene.volume_nodes import node_to_volume
 FINGERPRINT_ATTRIBUTE = "LiverResUNet.WrittenContent"
 MODEL_ATTRIBUTE = "LiverResUNet.Model"
 RESULTS_TABLE_ROLE = "LiverResUNet.ResultsTable"
+# Set by Slicer's DICOM scalar volume plugin: the volume's SOP Instance UIDs, space-separated, in slice order.
+DICOM_INSTANCES_ATTRIBUTE = "DICOM.instanceUIDs"
 # Share of the progress bar before and after the network's prediction.
 PREDICTION_START, PREDICTION_END = 0.05, 0.85
 
@@ -201,9 +204,37 @@ class SegmentLiverLogic:
         """The (possibly corrected) segmentation as a label Volume (0/1/2) on ``referenceVolume``'s grid."""
         return segmentation_to_labels(segmentationNode, node_to_volume(referenceVolume))
 
-    def compareWithReference(self, segmentationNode, referenceSegmentationNode, referenceVolume):
-        """Scores of a segmentation against a reference segmentation, on ``referenceVolume``'s grid.
+    @staticmethod
+    def dicomSegLabels(path, referenceVolume):
+        """The label Volume of the DICOM SEG file ``path`` on ``referenceVolume``'s grid.
 
+        A volume loaded by Slicer's DICOM module names its instances (attribute ``DICOM.instanceUIDs``, in slice
+        order): a SEG made from other instances is refused then; any SEG not on the volume's slices always is.
+
+        Raises:
+            InputError: naming the file and why it does not belong to the volume (see ``dicomseg.reader``).
+        """
+        from LiverResUNetLib.dicomseg.reader import read_seg_labels
+
+        grid = node_to_volume(referenceVolume)
+        instances = (referenceVolume.GetAttribute(DICOM_INSTANCES_ATTRIBUTE) or "").split()
+        if len(instances) == grid.shape[0]:
+            grid.metadata["sop_instance_uids"] = instances
+        return read_seg_labels(path, grid)
+
+    def loadDicomSegReference(self, path, referenceVolume):
+        """A segmentation node, added to the scene, of the DICOM SEG file ``path`` read onto ``referenceVolume``
+        (see :meth:`dicomSegLabels`): a reference to compare with when Slicer cannot load SEG objects itself."""
+        node = labels_to_segmentation(self.dicomSegLabels(path, referenceVolume), closed_surface=False)
+        node.SetName(self.scene.GenerateUniqueName(f"{Path(path).stem} reference"))
+        self.scene.AddNode(node)
+        node.CreateDefaultDisplayNodes()
+        return node
+
+    def compareWithReference(self, segmentationNode, reference, referenceVolume):
+        """Scores of a segmentation against a reference, on ``referenceVolume``'s grid.
+
+        ``reference`` is a segmentation node or the path of a DICOM SEG file of ``referenceVolume``'s series.
         The evaluation's own per-case metrics (Dice, IoU, HD95... for liver and tumor, lesion detection,
         confusion matrix), so the numbers mean what the training report's numbers mean.
         """
@@ -211,8 +242,11 @@ class SegmentLiverLogic:
 
         grid = node_to_volume(referenceVolume)
         predicted = segmentation_to_labels(segmentationNode, grid)
-        reference = segmentation_to_labels(referenceSegmentationNode, grid)
-        return case_metrics(predicted.array, reference.array, grid.spacing)
+        if isinstance(reference, (str, os.PathLike)):
+            labels = self.dicomSegLabels(reference, referenceVolume)
+        else:
+            labels = segmentation_to_labels(reference, grid)
+        return case_metrics(predicted.array, labels.array, grid.spacing)
 
     def saveCorrectedCase(self, inputVolume, segmentationNode, datasetFolder, caseId):
         """Write the CT and its (corrected) segmentation as case ``caseId`` of the prepared dataset at

@@ -20,10 +20,9 @@ examples:
 """
 
 import argparse
-import re
 import sys
-from typing import Any
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 DICOM_SEG_SUFFIX = ".dcm"
@@ -62,10 +61,6 @@ class Case:
     error: Exception | None = None  # why the input gave no volume to segment
 
 
-def _safe_name(text):
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "case"
-
-
 def _image_name(path):
     name = path.name
     for suffix in (".nii.gz", ".seg.nrrd"):
@@ -74,41 +69,30 @@ def _image_name(path):
     return path.stem
 
 
-# DICOM folder names that say nothing about the patient: the case is named after the folder holding them
-# (3D-IRCADb-01 keeps every patient's CT in <patient>/PATIENT_DICOM).
-GENERIC_DICOM_FOLDERS = {"patient_dicom", "dicom"}
-
-
-def _folder_name(path):
-    path = path.resolve()
-    if path.name.lower() in GENERIC_DICOM_FOLDERS and path.parent.name:
-        return path.parent.name
-    return path.name
-
-
 def expand_inputs(inputs, series_uid=None):
     """The cases of the given inputs, named uniquely; an input that yields none is a failed case."""
+    from LiverResUNetLib.datasets.cases import dicom_folder_name, safe_case_name
     from LiverResUNetLib.errors import InputError, input_error
     from LiverResUNetLib.io.dicom_series import find_series
 
     cases = []
     for path in inputs:
         if not path.is_dir():
-            cases.append(Case(_safe_name(_image_name(path)), path))
+            cases.append(Case(safe_case_name(_image_name(path)), path))
             continue
-        name = _folder_name(path)
+        name = dicom_folder_name(path)
         try:
             series = [info for info in find_series(path) if info.modality.upper() == "CT"
                       and (series_uid is None or info.series_uid == series_uid)]
         except InputError as error:
-            cases.append(Case(_safe_name(name), path, error=error))
+            cases.append(Case(safe_case_name(name), path, error=error))
             continue
         if not series:
             which = f"with SeriesInstanceUID {series_uid}" if series_uid else "CT"
-            cases.append(Case(_safe_name(name), path, error=input_error(path, f"no {which} series found")))
+            cases.append(Case(safe_case_name(name), path, error=input_error(path, f"no {which} series found")))
         for info in series:
             label = name if len(series) == 1 else f"{name}_{info.description or info.series_uid[-12:]}"
-            cases.append(Case(_safe_name(label), path, info))
+            cases.append(Case(safe_case_name(label), path, info))
     seen = {}
     for case in cases:
         count = seen[case.name] = seen.get(case.name, 0) + 1
