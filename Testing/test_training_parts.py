@@ -1,12 +1,15 @@
 """The building blocks of training: patient-wise splits, balanced sampling, augmentation, loss, checkpoints."""
 
 import math
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
+from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import InputError
+from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.training.augmentation import augment_batch, random_flip, random_intensity, random_rotate_scale
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import AugmentationConfig, SplitConfig
@@ -20,7 +23,7 @@ from LiverResUNetLib.training.sampling import (
     patch_corners,
     slice_categories,
 )
-from LiverResUNetLib.training.slices import build_slice_set
+from LiverResUNetLib.training.slices import SliceSet, case_slices, store_slices, write_slice_store
 from LiverResUNetLib.training.splits import holdout_split, kfold_splits, make_splits
 
 CASES = [f"3Dircadb1.{number}" for number in range(1, 21)]
@@ -133,14 +136,33 @@ def test_patches_visit_each_tumor_of_a_slice_whatever_its_size():
     assert 0.4 < near_small_tumor < 0.6
 
 
-def test_slice_set_batches_stack_neighbours_and_cut_aligned_patches():
+def test_slice_store_files_are_memory_mapped_and_hold_exactly_what_inference_sees(tiny_phantom_dataset, tmp_path):
+    sources = discover_cases(tiny_phantom_dataset)[:2]
+    params = PreprocessingParams(input_size=32)
+    store = write_slice_store(sources, params, tmp_path / "store")
+    assert store.case_ids == ["3Dircadb1.1", "3Dircadb1.2"]
+    for position, source in enumerate(sources):
+        images, labels = case_slices(source.load(), params)
+        assert isinstance(store.images(position), np.memmap) and isinstance(store.labels(position), np.memmap)
+        assert store.images(position).dtype == np.float16 and store.labels(position).dtype == np.uint8
+        assert np.array_equal(store.images(position), images) and np.array_equal(store.labels(position), labels)
+        assert store.counts[position] == len(images)
+    # A store sent to a DataLoader worker carries its folder, not its arrays.
+    assert len(pickle.dumps(store)) < 1000
+    assert np.array_equal(pickle.loads(pickle.dumps(store)).labels(1), store.labels(1))
+
+
+def test_slice_set_batches_stack_neighbours_and_cut_aligned_patches(tmp_path):
     position = np.arange(16 * 16).reshape(16, 16)  # a pixel's value says where it is (exact in float16)
     images = np.stack([position + 256 * k for k in range(3)]).astype(np.float16)
     labels = np.zeros((3, 16, 16), np.uint8)
     labels[:, 10:12, 10:12] = 2
     labels[1, 0:2, 0:2] = 1
-    slices = build_slice_set({"a": (images[:2], labels[:2]), "b": (images[2:], labels[2:])}, context_slices=1)
-    assert slices.neighbours.tolist() == [[0, 0, 1], [0, 1, 1], [2, 2, 2]]
+    store = store_slices([("a", images[:2], labels[:2]), ("skipped", images, labels), ("b", images[2:], labels[2:])],
+                         tmp_path / "store", {})
+    slices = SliceSet(store, ["a", "b"], context_slices=1)
+    assert len(slices) == 3 and slices.categories.tolist() == [TUMOR_SLICE] * 3
+    assert [lesion.tolist() for lesion in slices.lesions()] == [[0, 1], [2]]
     whole_images, whole_labels = slices.batch([1, 2])
     assert whole_images.shape == (2, 3, 16, 16) and whole_labels.shape == (2, 16, 16)
     assert torch.equal(whole_images[0, 0], torch.from_numpy(images[0].astype(np.float32)))

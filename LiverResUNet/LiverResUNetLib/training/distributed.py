@@ -55,6 +55,12 @@ def wrap_network(network, context):
     return torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
 
 
+def wait_for_main(context):
+    """Block until every process gets here (e.g. until rank 0 has written the files the others read)."""
+    if context.enabled:
+        dist.barrier()
+
+
 def share_buffers_of_main(network, context):
     """Give every process rank 0's buffers (BatchNorm statistics), so all hold the very model rank 0 saves.
 

@@ -3,13 +3,17 @@
 A run folder holds ``model.pth`` (the best model by validation Dice, or the last one when the split holds
 no validation patient, in the inference format with its card),
 ``checkpoint.pth`` (everything needed to continue, rewritten atomically every few steps and after each
-epoch), ``history.json`` and ``config.yaml`` (the resolved configuration). ``train_model(..., resume=True)``
-continues from ``checkpoint.pth``; because every random draw depends only on (seed, epoch, step), the resumed
-run sees the very batches the interrupted one would have seen.
+epoch), ``history.json`` and ``config.yaml`` (the resolved configuration). While training it also holds
+``slice_store/``, every case's preprocessed slices memory-mapped (see ``slices.py``), removed when training
+ends. ``train_model(..., resume=True)`` continues from ``checkpoint.pth``; because every random draw depends
+only on (seed, epoch, step), the resumed run sees the very batches the interrupted one would have seen.
 """
 
+import contextlib
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +34,13 @@ from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import TrainConfig, resume_differences, write_config
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
-from LiverResUNetLib.training.sampling import BalancedSliceSampler, lesion_slices
-from LiverResUNetLib.training.slices import build_slice_set, case_slices
+from LiverResUNetLib.training.sampling import BalancedSliceSampler
+from LiverResUNetLib.training.slices import SliceSet, SliceStore, write_slice_store
 from LiverResUNetLib.training.splits import make_splits
 from LiverResUNetLib.training.validation import validate
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
+STORE_FOLDER = "slice_store"
 
 
 def train_model(config, progress=None, resume=False, cancel=None):
@@ -52,10 +57,8 @@ def train_model(config, progress=None, resume=False, cancel=None):
     """
     if config.split.folds is not None and config.split.fold is None:
         raise input_error(config.out, "cross-validation trains several models: use train_cross_validation")
-    dataset = _load_training_data(config, progress)
-    path = _Run(config, dataset, dataset.splits[0], progress, cancel).train(resume)
-    distributed.stop_distributed(dataset.context)
-    return path
+    with _training_data(config, progress) as dataset:
+        return _Run(config, dataset, dataset.splits[0], progress, cancel).train(resume)
 
 
 def train_cross_validation(config, progress=None, resume=False, cancel=None):
@@ -63,17 +66,16 @@ def train_cross_validation(config, progress=None, resume=False, cancel=None):
 
     Writes ``OUT/cross_validation.json`` with each fold's best validation Dice and their mean and sd.
     """
-    dataset = _load_training_data(config, progress)
-    if dataset.context.is_main:
-        write_config(dataset.config, Path(config.out) / CONFIG_FILE)
-    paths, folds = [], []
-    for split in dataset.splits:
-        fold_config = _replace(config, out=str(Path(config.out) / f"fold_{split.fold}"), fold=split.fold)
-        run = _Run(fold_config, dataset, split, progress, cancel)
-        # Resuming cross-validation continues the interrupted fold; folds not started yet start afresh.
-        paths.append(run.train(resume and (Path(fold_config.out) / CHECKPOINT_FILE).exists()))
-        folds.append({"fold": split.fold, "val": split.val, "model": str(paths[-1]), **run.state["best"]})
-    distributed.stop_distributed(dataset.context)
+    with _training_data(config, progress) as dataset:
+        if dataset.context.is_main:
+            write_config(dataset.config, Path(config.out) / CONFIG_FILE)
+        paths, folds = [], []
+        for split in dataset.splits:
+            fold_config = _replace(config, out=str(Path(config.out) / f"fold_{split.fold}"), fold=split.fold)
+            run = _Run(fold_config, dataset, split, progress, cancel)
+            # Resuming cross-validation continues the interrupted fold; folds not started yet start afresh.
+            paths.append(run.train(resume and (Path(fold_config.out) / CHECKPOINT_FILE).exists()))
+            folds.append({"fold": split.fold, "val": split.val, "model": str(paths[-1]), **run.state["best"]})
     if dataset.context.is_main:
         _write_json(Path(config.out) / "cross_validation.json", {
             "method": f"patient-wise {config.split.folds}-fold cross-validation", "seed": config.seed,
@@ -84,19 +86,39 @@ def train_cross_validation(config, progress=None, resume=False, cancel=None):
 
 @dataclass
 class _TrainingData:
-    """Every case's slices (computed once), the splits, the resolved preprocessing and architecture."""
+    """Every case's slices (computed once, in a store), the splits, the resolved preprocessing and architecture."""
 
     context: distributed.DistributedContext
     config: TrainConfig
     architecture: dict
     params: PreprocessingParams
     sources: dict
-    slices: dict
+    store: SliceStore
     splits: list
 
 
+@contextlib.contextmanager
+def _training_data(config, progress):
+    """The :class:`_TrainingData` of ``config``; afterwards the DDP group is left and the slice store removed.
+
+    The run folder is removed too if the store was all it held (a run that failed before its first file).
+    """
+    out = Path(config.out)
+    created = not out.exists()
+    main = int(os.environ.get("RANK", "0")) == 0
+    try:
+        dataset = _load_training_data(config, progress)
+        yield dataset
+        distributed.stop_distributed(dataset.context)
+    finally:
+        if main:
+            shutil.rmtree(out / STORE_FOLDER, ignore_errors=True)
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+
+
 def _load_training_data(config, progress):
-    """Resolve the network and preprocessing, join the DDP group, compute every case's slices, split by patient."""
+    """Resolve the network and preprocessing, join the DDP group, store every case's slices, split by patient."""
     if config.runtime.threads:
         torch.set_num_threads(config.runtime.threads)
     context = distributed.start_distributed(pick_device(config.runtime.device))
@@ -118,16 +140,16 @@ def _load_training_data(config, progress):
         raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
                                                  f"({params.input_size}) and a multiple of {multiple}")
     sources = {source.case_id: source for source in discover_cases(config.data)}
-    slices = {}
-    for number, (case_id, source) in enumerate(sources.items()):
-        if progress and context.is_main:
-            progress(0.0, f"preparing slices of {case_id} ({number + 1}/{len(sources)})")
-        slices[case_id] = case_slices(source.load(), params)
-    has_tumor = {case: bool((labels == 2).any()) for case, (_, labels) in slices.items()}
+    folder = Path(config.out) / STORE_FOLDER
+    if context.is_main:
+        write_slice_store(list(sources.values()), params, folder, progress)
+    distributed.wait_for_main(context)
+    store = SliceStore.open(folder)
+    has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids)}
     return _TrainingData(
-        context=context, architecture=architecture, params=params, sources=sources, slices=slices,
+        context=context, architecture=architecture, params=params, sources=sources, store=store,
         config=_replace(config, network=architecture, preprocessing=params.to_dict()),
-        splits=make_splits(list(slices), config.split, config.seed, has_tumor, source=config.data))
+        splits=make_splits(store.case_ids, config.split, config.seed, has_tumor, source=config.data))
 
 
 class _Run:
@@ -139,12 +161,10 @@ class _Run:
         self.context = dataset.context
         self.progress = progress if self.context.is_main else None
         self.out = Path(config.out)
-        self.slices = build_slice_set({case: dataset.slices[case] for case in split.train},
-                                      dataset.params.context_slices)
+        self.slices = SliceSet(dataset.store, split.train, dataset.params.context_slices)
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
-        lesions = lesion_slices(self.slices.labels, self.slices.case_of_slice) \
-            if config.sampling.balance_lesions else None
+        lesions = self.slices.lesions() if config.sampling.balance_lesions else None
         self.sampler = BalancedSliceSampler(self.slices.categories, fractions, config.seed,
                                             self.context.rank, self.context.world_size, lesions)
         torch.manual_seed(config.seed)
@@ -154,7 +174,6 @@ class _Run:
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=optimization.learning_rate,
                                            weight_decay=optimization.weight_decay)
         self.loss = DiceCrossEntropyLoss(config.loss.dice_weight, config.loss.cross_entropy_weight)
-        self.validation_cases = None
         self.time_used = 0.0
         self.state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "history": [], "best": None,
                       "epochs_without_improvement": 0, "seconds": 0.0, "lr": 0.0}
@@ -300,11 +319,9 @@ class _Run:
         return new_card(self.dataset.architecture, self.dataset.params.to_dict(), training=training, metrics=metrics)
 
     def _validation_cases(self):
-        if self.validation_cases is None:
-            mine = self.split.val[self.context.rank::self.context.world_size]
-            self.validation_cases = [(self.split.val.index(case), self.dataset.sources[case].load())
-                                     for case in mine]
-        return self.validation_cases
+        """This process's validation cases, read one at a time (never all held in memory)."""
+        for case in self.split.val[self.context.rank::self.context.world_size]:
+            yield self.split.val.index(case), self.dataset.sources[case].load()
 
     # -- small helpers ---------------------------------------------------------------------------------------
 

@@ -1,52 +1,27 @@
-"""Training slices, computed once per case and kept in memory (float16 images, uint8 labels).
+"""Training slices on disk: each case preprocessed once into memory-mapped files (float16 images, uint8 labels).
 
 Each case goes through the same steps as inference: canonical axial orientation, then THE preprocessing
 function (window, equalisation, resize). Labels take the same orientation and the same resize with
-nearest-neighbour sampling. An epoch then only indexes arrays: no file is read again.
+nearest-neighbour sampling. The arrays are written to a store folder one case at a time and read back
+memory-mapped, so the training process's own (anonymous) memory does not grow with the number of cases: the
+slices live in the page cache, shared by every DDP process and DataLoader worker, and an epoch only indexes
+them (no CT is read or preprocessed again).
 """
 
-from dataclasses import dataclass
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.preprocessing.intensity import preprocess_slices, resize_labels
 from LiverResUNetLib.preprocessing.orientation import to_canonical
-from LiverResUNetLib.training.sampling import patch_corners, slice_categories
+from LiverResUNetLib.training.sampling import TUMOR_SLICE, lesion_slices, patch_corners, slice_categories
 
-
-@dataclass
-class SliceSet:
-    """The slices of several cases, stacked, with enough bookkeeping to build 2.5D inputs.
-
-    ``images`` is ``[n, size, size]`` float16, ``labels`` ``[n, size, size]`` uint8, ``neighbours``
-    ``[n, channels]`` the index of every input channel's slice (neighbours clamped at each case's ends).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    neighbours: np.ndarray
-    case_ids: list
-    case_of_slice: np.ndarray
-
-    @property
-    def categories(self):
-        return slice_categories(self.labels)
-
-    def batch(self, indices, patch_size=None, rng=None):
-        """``(images [b, channels, p, p] float32, labels [b, p, p] int64)`` for slice ``indices``.
-
-        ``p`` is the whole slice, or ``patch_size`` with patches placed by :func:`patch_corners` from ``rng``.
-        """
-        indices = np.asarray(indices)
-        images, labels = self.images[self.neighbours[indices]], self.labels[indices]
-        if patch_size is not None and patch_size < labels.shape[-1]:
-            corners = patch_corners(labels, slice_categories(labels), patch_size, rng)
-            images = np.stack([image[:, row:row + patch_size, column:column + patch_size]
-                               for image, (row, column) in zip(images, corners)])
-            labels = np.stack([label[row:row + patch_size, column:column + patch_size]
-                               for label, (row, column) in zip(labels, corners)])
-        return torch.from_numpy(images.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
+MANIFEST = "manifest.json"
 
 
 def case_slices(case, params):
@@ -56,16 +31,132 @@ def case_slices(case, params):
     return images, labels
 
 
-def build_slice_set(per_case, context_slices):
-    """Stack ``{case_id: (images, labels)}`` into one :class:`SliceSet` with ``2 * context_slices + 1`` channels."""
-    case_ids = list(per_case)
-    images = np.concatenate([per_case[case][0] for case in case_ids])
-    labels = np.concatenate([per_case[case][1] for case in case_ids])
-    counts = [len(per_case[case][0]) for case in case_ids]
-    starts = np.cumsum([0] + counts[:-1])
-    offsets = np.arange(-context_slices, context_slices + 1)
-    neighbours = np.concatenate([
-        start + np.clip(np.arange(count)[:, None] + offsets[None, :], 0, count - 1)
-        for start, count in zip(starts, counts)])
-    case_of_slice = np.repeat(np.arange(len(case_ids)), counts)
-    return SliceSet(images, labels, neighbours, case_ids, case_of_slice)
+@dataclass
+class SliceStore:
+    """The preprocessed slices of every case of a dataset, one pair of ``.npy`` files per case in ``folder``.
+
+    The arrays are opened memory-mapped on first use in each process (a store sent to a spawned DataLoader
+    worker carries its folder, not its arrays).
+    """
+
+    folder: Path
+    case_ids: list
+    counts: list
+    _arrays: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, folder):
+        """The store written by :func:`write_slice_store` in ``folder``."""
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        return cls(Path(folder), [case["case_id"] for case in manifest["cases"]],
+                   [case["slices"] for case in manifest["cases"]])
+
+    def images(self, position):
+        """The ``[n, size, size]`` float16 images of the case at ``position``, memory-mapped read-only."""
+        return self._array(position, "images")
+
+    def labels(self, position):
+        """The ``[n, size, size]`` uint8 labels of the case at ``position``, memory-mapped read-only."""
+        return self._array(position, "labels")
+
+    def has_tumor(self, position):
+        return bool((self.labels(position) == 2).any())
+
+    def _array(self, position, kind):
+        key = (position, kind)
+        if key not in self._arrays:
+            self._arrays[key] = np.load(self.folder / f"{position}.{kind}.npy", mmap_mode="r")
+        return self._arrays[key]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_arrays": {}}
+
+
+def write_slice_store(sources, params, folder, progress=None):
+    """Preprocess every case of ``sources`` (``CaseSource`` list) into a new store in ``folder``; returns it.
+
+    Cases are read and preprocessed one at a time, so memory holds one case at most.
+    """
+    def cases():
+        for position, source in enumerate(sources):
+            if progress:
+                progress(0.0, f"preparing slices of {source.case_id} ({position + 1}/{len(sources)})")
+            yield (source.case_id, *case_slices(source.load(), params))
+
+    return store_slices(cases(), folder, params.to_dict())
+
+
+def store_slices(cases, folder, preprocessing):
+    """Write ``(case_id, images, labels)`` triples, one at a time, into a new store in ``folder``; returns it.
+
+    ``folder`` is emptied first; the manifest (with the ``preprocessing`` dict) is written last, so a store cut
+    short by a crash is never opened.
+    """
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    written = []
+    for position, (case_id, images, labels) in enumerate(cases):
+        np.save(folder / f"{position}.images.npy", np.asarray(images, dtype=np.float16))
+        np.save(folder / f"{position}.labels.npy", np.asarray(labels, dtype=np.uint8))
+        written.append({"case_id": case_id, "slices": len(images)})
+    with atomic_path(folder / MANIFEST) as temporary:
+        temporary.write_text(json.dumps({"preprocessing": preprocessing, "cases": written}, indent=1))
+    return SliceStore.open(folder)
+
+
+class SliceSet:
+    """The slices of some cases of a :class:`SliceStore` (a training split), indexed ``0..n-1`` case by case.
+
+    Only small per-slice bookkeeping is held in memory: the case and position of every slice and its
+    category; the pixels stay in the store's files.
+
+    Args:
+        store: the :class:`SliceStore`.
+        case_ids: the cases of this set, in order.
+        context_slices: neighbours on each side stacked as extra channels (clamped at each case's ends).
+    """
+
+    def __init__(self, store, case_ids, context_slices):
+        self.store, self.case_ids = store, list(case_ids)
+        self.positions = [store.case_ids.index(case) for case in self.case_ids]
+        counts = [store.counts[position] for position in self.positions]
+        self.starts = np.cumsum([0] + counts[:-1]).astype(np.int64)
+        self.case_of_slice = np.repeat(np.arange(len(counts)), counts)
+        self.slice_in_case = np.concatenate([np.arange(count) for count in counts]) if counts else np.zeros(0, int)
+        self.offsets = np.arange(-context_slices, context_slices + 1)
+        self.categories = np.concatenate([slice_categories(store.labels(position)) for position in self.positions])
+
+    def __len__(self):
+        return len(self.case_of_slice)
+
+    def lesions(self):
+        """The slice indices of every tumor lesion of the set (see :func:`lesion_slices`), case by case."""
+        lesions = []
+        for number, position in enumerate(self.positions):
+            if (self.categories[self.case_of_slice == number] == TUMOR_SLICE).any():
+                labels = np.asarray(self.store.labels(position))
+                found = lesion_slices(labels, np.zeros(len(labels), dtype=np.int64))
+                lesions += [self.starts[number] + slices for slices in found]
+        return lesions
+
+    def batch(self, indices, patch_size=None, rng=None):
+        """``(images [b, channels, p, p] float32, labels [b, p, p] int64)`` for slice ``indices``.
+
+        ``p`` is the whole slice, or ``patch_size`` with patches placed by :func:`patch_corners` from ``rng``.
+        """
+        images, labels = [], []
+        for index in np.asarray(indices):
+            number, within = self.case_of_slice[index], self.slice_in_case[index]
+            position = self.positions[number]
+            channels = np.clip(within + self.offsets, 0, self.store.counts[position] - 1)
+            images.append(self.store.images(position)[channels])
+            labels.append(self.store.labels(position)[within])
+        images, labels = np.stack(images), np.stack(labels)
+        if patch_size is not None and patch_size < labels.shape[-1]:
+            corners = patch_corners(labels, slice_categories(labels), patch_size, rng)
+            images = np.stack([image[:, row:row + patch_size, column:column + patch_size]
+                               for image, (row, column) in zip(images, corners)])
+            labels = np.stack([label[row:row + patch_size, column:column + patch_size]
+                               for label, (row, column) in zip(labels, corners)])
+        return torch.from_numpy(images.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
