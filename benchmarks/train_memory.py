@@ -8,10 +8,13 @@ its children (DataLoader workers), read from /proc every 10 ms while it runs; Vm
 file-backed pages included) of the `train` process is reported beside it. Linux only.
 
 Both runs use the same command, the default configuration with a short schedule (the batches, the network,
-validation on the held-out patients: everything that takes memory; only the number of steps is cut).
+validation on the held-out patients: everything that takes memory; only the number of steps is cut). Every
+phantom patient has the same number of slices (``--slices``), so that the difference measures the number of
+cases, not the size of the largest one (reading and preprocessing one case, and validating on it, take memory
+in proportion to its slices).
 
 Usage (from the repository root; writes benchmarks/output/train_memory/):
-    .venv/bin/python benchmarks/train_memory.py [--size 256] [--small 3] [--large 12] [--steps 10]
+    .venv/bin/python benchmarks/train_memory.py [--size 256] [--slices 100] [--small 3] [--large 12]
 Exit status 1 when the target is missed.
 """
 
@@ -31,6 +34,7 @@ TARGET_MB_PER_CASE = 3.0
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="in-plane matrix of the phantom CTs (default 256)")
+    parser.add_argument("--slices", type=int, default=100, help="slices of every phantom patient (default 100)")
     parser.add_argument("--small", type=int, default=3, help="patients of the small cohort (default 3)")
     parser.add_argument("--large", type=int, default=12, help="patients of the large cohort (default 12)")
     parser.add_argument("--steps", type=int, default=10, help="training steps of the one epoch (default 10)")
@@ -38,15 +42,15 @@ def parse_arguments():
     return parser.parse_args()
 
 
-def make_dataset(patients, size):
+def make_dataset(patients, size, slices):
     """A prepared phantom dataset of ``patients`` patients (reused when an earlier run wrote the same one)."""
     from LiverResUNetLib.datasets.prepare import prepare_dataset
     from LiverResUNetLib.phantom.ircadb_writer import write_cohort
 
-    folder = OUTPUT / f"{patients}_patients_{size}px"
+    folder = OUTPUT / f"{patients}_patients_{size}px_{slices}_slices"
     if (folder / "dataset" / "dataset.json").is_file():
         return folder / "dataset"
-    raw = write_cohort(folder / "raw", patients, size=size, seed=0)
+    raw = write_cohort(folder / "raw", patients, size=size, seed=0, slices=slices)
     return prepare_dataset(raw, folder / "dataset")
 
 
@@ -105,7 +109,7 @@ def main():
     args = parse_arguments()
     runs = {}
     for patients in (args.small, args.large):
-        dataset = make_dataset(patients, args.size)
+        dataset = make_dataset(patients, args.size, args.slices)
         out = OUTPUT / f"run_{patients}"
         if out.exists():
             import shutil
