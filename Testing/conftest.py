@@ -38,11 +38,28 @@ def required_program(name, package):
     """The path of an installed program the tests need: skipped in a user's clone without it, required in CI."""
     path = shutil.which(name)
     if path is None:
-        reason = f"{name} is not installed (Debian package {package}; .ci/run installs it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI=true requires it")
-        pytest.skip(reason)
+        _missing(f"{name} is not installed (Debian package {package}; .ci/run installs it)")
     return path
+
+
+def _missing(reason):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true requires it")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def orthanc(tmp_path_factory):
+    """A real Orthanc PACS with DICOMweb on 127.0.0.1 (free port, temporary storage, generated config), stopped
+    after the test."""
+    from orthanc_server import DICOMWEB_PLUGIN, Orthanc
+
+    program = required_program("Orthanc", "orthanc")
+    if not DICOMWEB_PLUGIN.is_file():
+        _missing(f"{DICOMWEB_PLUGIN} is not installed (Debian package orthanc-dicomweb; .ci/run installs it)")
+    server = Orthanc(tmp_path_factory.mktemp("orthanc"), program)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

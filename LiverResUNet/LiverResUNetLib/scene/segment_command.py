@@ -17,6 +17,15 @@ examples:
   python -m LiverResUNetLib segment --model liver.pt --input CT_DIR --output liver.seg.nrrd --table results.csv
   python -m LiverResUNetLib segment --model liver.pt --input a.nii.gz --input DICOM_ROOT --output out/
   python -m LiverResUNetLib segment --model liver.pt --input CT_DIR --output liver_seg.dcm
+  python -m LiverResUNetLib segment --model liver.pt \
+      --input https://pacs/dicom-web/studies/<StudyUID>/series/<SeriesUID> --output https://pacs/dicom-web
+  python -m LiverResUNetLib segment --model liver.pt --input https://pacs/dicom-web --output https://pacs/dicom-web
+
+DICOMweb: the series is retrieved (WADO-RS), segmented, and its DICOM SEG stored into its study (STOW-RS);
+BASE alone segments every CT series with no SEG of this model yet. Credentials come from the environment
+(LIVERRESUNET_DICOMWEB_USER and LIVERRESUNET_DICOMWEB_PASSWORD, or LIVERRESUNET_DICOMWEB_TOKEN) or a JSON file
+named by LIVERRESUNET_DICOMWEB_CREDENTIALS, never from the command line; TLS certificates are verified (a private
+CA: REQUESTS_CA_BUNDLE). A series that cannot be segmented is one line and exit code 2, nothing stored.
 """
 
 import argparse
@@ -31,11 +40,14 @@ SEGMENTATION_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", DICOM_SEG_SUFFIX)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, type=Path, help="model file (from the train command)")
-    parser.add_argument("--input", required=True, action="append", type=Path, metavar="DICOM_DIR|IMAGE",
-                        help="a DICOM folder or an image file; repeat for a batch")
-    parser.add_argument("--output", required=True, type=Path, metavar="FILE|FOLDER",
+    parser.add_argument("--input", required=True, action="append", metavar="DICOM_DIR|IMAGE|URL",
+                        help="a DICOM folder or an image file (repeat for a batch), or a DICOMweb URL: "
+                             "BASE/studies/<StudyUID>/series/<SeriesUID> for one series, BASE for every CT series "
+                             "on the server that this model has not segmented yet")
+    parser.add_argument("--output", required=True, metavar="FILE|FOLDER|URL",
                         help="segmentation file (one case: .seg.nrrd, .nii.gz, .nrrd, or .dcm = DICOM SEG of a DICOM "
-                             "series) or folder (several cases)")
+                             "series), folder (several cases), or for a DICOMweb input the DICOMweb BASE URL that "
+                             "receives the DICOM SEG (into the series' study)")
     parser.add_argument("--table", type=Path, metavar="CSV|FOLDER",
                         help="results table: a CSV file (one case) or a folder (several cases)")
     parser.add_argument("--format", choices=SEGMENTATION_FORMATS, default=".seg.nrrd",
@@ -135,7 +147,7 @@ def _postprocess_options(args):
     return options
 
 
-class _ProgressPrinter:
+class ProgressPrinter:
     """Progress lines on standard error, one per message or per 10 %, prefixed with the case."""
 
     def __init__(self, prefix):
@@ -193,8 +205,9 @@ def segment_case(case, model, segmentation_path, table_path, args, postprocess, 
     return table_rows(table)
 
 
-def _summary(results):
-    """The end-of-run table: one line per case with its key numbers, or its error."""
+def run_summary(results):
+    """The end-of-run table from [(case, (rows, output) or error message)]: one line per case with its key
+    numbers, or its error."""
     from LiverResUNetLib.scene.results_table import LIVER_ROW, TUMORS_ROW
 
     lines = [f"{'case':<24} {'status':<7} {'liver mL':>9} {'tumors':>6} {'tumor mL':>9}  output / error"]
@@ -216,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     import vtk
 
     from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
+    from LiverResUNetLib.dicomweb.connection import is_dicomweb_url
     from LiverResUNetLib.errors import InputError, input_error
     from LiverResUNetLib.model.model_file import load_model
 
@@ -224,8 +238,14 @@ def run(args: argparse.Namespace) -> int:
         raise input_error(args.model, "model file does not exist")
     model = load_model(args.model)
     postprocess = _postprocess_options(args)
-    cases = expand_inputs(args.input, args.series_uid)
-    outputs = output_paths(cases, args.output, args.table, args.format)
+    if any(is_dicomweb_url(text) for text in args.input):
+        from LiverResUNetLib.scene.dicomweb_segment import run_dicomweb
+
+        return run_dicomweb(args, model, postprocess)
+    if is_dicomweb_url(args.output):
+        raise input_error(args.output, "a DICOM SEG is stored over DICOMweb for a DICOMweb --input only")
+    cases = expand_inputs([Path(text) for text in args.input], args.series_uid)
+    outputs = output_paths(cases, Path(args.output), args.table, args.format)
     if any(is_dicom_seg_path(path) for path, _ in outputs):
         import_highdicom()  # refused here, before any work, where highdicom cannot run (Slicer 5.10)
     results: list[tuple[Any, Any]] = []
@@ -235,11 +255,11 @@ def run(args: argparse.Namespace) -> int:
             if case.error is not None:
                 raise case.error
             rows = segment_case(case, model, segmentation_path, table_path, args, postprocess,
-                                _ProgressPrinter(prefix))
+                                ProgressPrinter(prefix))
             results.append((case, (rows, segmentation_path)))
         except Exception as error:  # one case's failure (bad input, out of memory...) must not stop the batch
             message = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
             results.append((case, message))
             print(f"{prefix} FAILED {message}", file=sys.stderr)
-    print(_summary(results))
+    print(run_summary(results))
     return 1 if any(isinstance(outcome, str) for _, outcome in results) else 0
