@@ -11,7 +11,8 @@ On a CUDA machine (target: <= 8 minutes in all):
      the NCCL backend (gloo on the CPU).
 --cpu-dry-run does the same on the CPU with tiny sizes, full precision against CPU bf16 autocast, and gloo,
 so that a test proves the script runs; its timings mean nothing. Prints one JSON object; exit status 1 when
-a target is missed on the GPU (the dry run enforces only the agreement and the torchrun smoke run).
+a target is missed on the GPU (the dry run enforces only the torchrun smoke run: CPU bf16 is not
+the GPU's and its timings mean nothing).
 """
 
 import argparse
@@ -36,6 +37,7 @@ from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.phantom.anatomy import generate_patient
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
+from LiverResUNetLib.volume import Volume
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_MODEL = REPO / "Testing" / "Data" / "golden" / "model.pth"
@@ -72,22 +74,23 @@ def inference_seconds(device: torch.device, size: int, slices: int) -> dict:
     return {"ct": f"{size} x {size} x {slices}", "cold_s": round(times[0], 3), "warm_s": round(min(times[1:]), 3)}
 
 
-def autocast_agreement(device: torch.device) -> dict:
-    """Dice between the golden model's label maps on the fixture CT with and without mixed precision."""
+def autocast_agreement(device: torch.device, slices: int | None) -> dict:
+    """Dice between the golden model's label maps on the fixture CT (its first ``slices``) with mixed and
+    full precision: the predictor's autocast on CUDA, CPU bf16 autocast in the dry run."""
     model, ct = load_model(GOLDEN_MODEL, device=device), read_series(FIXTURE_CT)
-    mixed = predictor.predict_volume(ct, model, device=device).array
-    full_precision = predictor._autocast  # the predictor's own choice of autocast, switched off for this run
-    predictor._autocast = lambda _device: contextlib.nullcontext()
+    if slices is not None:
+        ct = Volume(ct.array[:slices], ct.spacing, ct.origin, ct.direction)
+    predictors_choice = predictor._autocast  # switched for the two runs, then restored
+    full_precision = contextlib.nullcontext
+    mixed_precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if device.type == "cpu" \
+        else (lambda: predictors_choice(device))
     try:
+        predictor._autocast = lambda _device: full_precision()
         full = predictor.predict_volume(ct, model, device=device).array
+        predictor._autocast = lambda _device: mixed_precision()
+        mixed = predictor.predict_volume(ct, model, device=device).array
     finally:
-        predictor._autocast = full_precision
-    if device.type == "cpu":  # the CPU runs in full precision: compare with CPU bf16 autocast instead
-        predictor._autocast = lambda _device: torch.autocast("cpu", dtype=torch.bfloat16)
-        try:
-            mixed = predictor.predict_volume(ct, model, device=device).array
-        finally:
-            predictor._autocast = full_precision
+        predictor._autocast = predictors_choice
     agreement = {}
     for name, value in (("liver", 1), ("tumor", 2)):
         a, b = mixed >= value, full >= value
@@ -156,16 +159,14 @@ def main() -> int:
         "device": "cpu (dry run)" if dry else torch.cuda.get_device_name(0),
         "torch": torch.__version__,
         "inference": inference_seconds(device, 64 if dry else 512, 6 if dry else 129),
-        "autocast": autocast_agreement(device),
+        "autocast": autocast_agreement(device, 3 if dry else None),
         "training": training_throughput(device, 32 if dry else 256, 4 if dry else 16, 2 if dry else 30),
         "torchrun": torchrun_smoke(device),
     }
     figures["total_s"] = round(time.perf_counter() - started, 1)
-    checks = {
-        "autocast_agreement": min(figures["autocast"]["dice_mixed_vs_fp32"].values()) >= AGREEMENT_TARGET,
-        "torchrun": figures["torchrun"]["exit_code"] == 0 and figures["torchrun"]["model_written"],
-    }
+    checks = {"torchrun": figures["torchrun"]["exit_code"] == 0 and figures["torchrun"]["model_written"]}
     if not dry:
+        checks["autocast_agreement"] = min(figures["autocast"]["dice_mixed_vs_fp32"].values()) >= AGREEMENT_TARGET
         checks["inference_warm"] = figures["inference"]["warm_s"] <= WARM_SECONDS_TARGET
     figures["checks"] = checks
     print(json.dumps(figures, indent=2))
