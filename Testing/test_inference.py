@@ -7,9 +7,10 @@ from torch.nn import functional
 
 from LiverResUNetLib.errors import Cancelled, InputError
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
-from LiverResUNetLib.inference.predictor import _labels_at_size, pick_device, predict_volume
+from LiverResUNetLib.inference.predictor import _labels_on_grid, pick_device, predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel, new_card
 from LiverResUNetLib.model.resunet import build_network
+from LiverResUNetLib.preprocessing.geometry import slice_grid
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams, preprocess_slices
 from LiverResUNetLib.preprocessing.orientation import to_canonical
 from LiverResUNetLib.volume import Volume
@@ -72,7 +73,8 @@ def test_the_network_sees_exactly_what_training_feeds_it():
     network = RecordingNetwork()
     predict_volume(ct, LoadedModel(network, {"preprocessing": PARAMS.to_dict()}), device="cpu", batch_size=3)
     fed = torch.cat(network.inputs).numpy()
-    slices = preprocess_slices(to_canonical(ct).array, PARAMS)
+    canonical = to_canonical(ct)
+    slices = preprocess_slices(canonical.array, PARAMS, canonical.pixel_spacing)
     neighbours = np.clip(np.arange(7)[:, None] + np.array([-1, 0, 1])[None, :], 0, 6)
     np.testing.assert_array_equal(fed, slices[neighbours])
     assert [len(batch) for batch in network.inputs] == [3, 3, 1]
@@ -90,10 +92,10 @@ def test_labels_are_the_argmax_of_bilinearly_upsampled_logits():
     torch.manual_seed(3)
     logits = torch.randn(4, 3, 16, 16) * 3
     expected = functional.interpolate(logits, size=(40, 56), mode="bilinear", align_corners=False).argmax(1)
-    labels = _labels_at_size(logits, (40, 56))
+    labels = _labels_on_grid(logits, slice_grid((40, 56), None, 16, None))
     assert labels.dtype == torch.uint8
     assert torch.equal(labels.long(), expected)
-    assert torch.equal(_labels_at_size(logits, (16, 16)).long(), logits.argmax(1))
+    assert torch.equal(_labels_on_grid(logits, slice_grid((16, 16), None, 16, None)).long(), logits.argmax(1))
 
 
 def test_progress_increases_and_ends_at_one():
@@ -144,8 +146,8 @@ def test_post_processing_runs_by_default_and_can_be_turned_off():
     array = ct.array.copy()
     array[4, 40:44, 34:38] = 400
     ct = ct.with_array(array)
-    model = LoadedModel(RecordingNetwork(), {"preprocessing": PreprocessingParams(input_size=48,
-                                                                                 equalization="none").to_dict()})
+    params = PreprocessingParams(input_size=48, equalization="none", pixel_size_mm=0.7)  # the CT's own pixels
+    model = LoadedModel(RecordingNetwork(), {"preprocessing": params.to_dict()})
     off = PostprocessOptions(keep_largest_liver=False, fill_liver_holes=False, tumor_inside_liver=False,
                              min_tumor_mm3=0.0)
     raw = predict_volume(ct, model, device="cpu", postprocess=off).array

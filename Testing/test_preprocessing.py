@@ -75,24 +75,25 @@ def test_clahe_raises_local_contrast_and_none_changes_nothing():
     np.testing.assert_array_equal(equalize_slices(images.copy(), "none"), images)
 
 
-def test_preprocess_is_window_then_resize_then_equalise():
+def test_preprocess_without_a_pixel_size_is_window_then_stretch_then_equalise():
+    """What models from before the physical scale saw, and still see."""
     rng = np.random.default_rng(2)
     hu = rng.integers(-1024, 1500, size=(4, 40, 24)).astype(np.int16)
-    params = PreprocessingParams(input_size=16, equalization="global")
+    params = PreprocessingParams(input_size=16, equalization="global", pixel_size_mm=None)
     expected = equalize_slices(resize_slices(window_hu(hu, params.window), 16), "global")
     result = preprocess_slices(hu, params)
     assert result.shape == (4, 16, 16) and result.dtype == np.float32
     np.testing.assert_array_equal(result, expected)
 
 
-@pytest.mark.parametrize("equalization", ["global", "clahe", "none"])
+@pytest.mark.parametrize("equalization", ["interior", "global", "clahe", "none"])
 def test_a_batch_of_slices_gets_exactly_what_the_whole_volume_gets(equalization):
     """Training preprocesses whole volumes, inference batches of slices: the network must see the same."""
     rng = np.random.default_rng(3)
     hu = rng.normal(60, 150, size=(7, 32, 32)).astype(np.float32)
     params = PreprocessingParams(input_size=16, equalization=equalization)
-    whole = preprocess_slices(hu, params)
-    batches = [preprocess_slices(hu[:3], params), preprocess_slices(hu[3:], params)]
+    whole = preprocess_slices(hu, params, (0.8, 0.8))
+    batches = [preprocess_slices(hu[:3], params, (0.8, 0.8)), preprocess_slices(hu[3:], params, (0.8, 0.8))]
     np.testing.assert_array_equal(np.concatenate(batches), whole)
 
 
@@ -100,25 +101,62 @@ def test_labels_are_resized_by_nearest_neighbour_on_the_same_pixel_centres():
     labels = np.zeros((1, 16, 16), dtype=np.uint8)
     labels[0, :, 8:] = 1
     labels[0, 14:, 14:] = 2
-    resized = resize_labels(labels, PreprocessingParams(input_size=8))
+    resized = resize_labels(labels, PreprocessingParams(input_size=8, pixel_size_mm=None))
     assert resized.dtype == np.uint8
     expected = np.zeros((8, 8), dtype=np.uint8)
     expected[:, 4:] = 1
     expected[7, 7] = 2  # output pixel o samples input pixel floor((o + 0.5) * 2) = 2o + 1: 15, not 13
     np.testing.assert_array_equal(resized[0], expected)
-    upsized = resize_labels(resized, PreprocessingParams(input_size=16))
+    upsized = resize_labels(resized, PreprocessingParams(input_size=16, pixel_size_mm=None))
     np.testing.assert_array_equal(upsized[0], np.kron(expected, np.ones((2, 2), dtype=np.uint8)))
 
 
 def test_params_round_trip_through_a_dict_and_refuse_nonsense():
     params = PreprocessingParams(window=(-150, 250), equalization="clahe", clahe_clip=0.02, input_size=128,
-                                 context_slices=2)
+                                 context_slices=2, pixel_size_mm=1.2)
     assert PreprocessingParams.from_dict(params.to_dict()) == params
+    assert PreprocessingParams.from_dict({**params.to_dict(), "pixel_size_mm": None}).pixel_size_mm is None
     assert params.to_dict()["window"] == [-150.0, 250.0]
     assert params.channels == 5
     with pytest.raises(ValueError, match="unknown preprocessing parameters: gamma"):
         PreprocessingParams.from_dict({"gamma": 2})
     for bad in (dict(window=(400, -100)), dict(equalization="adaptive"), dict(input_size=4),
-                dict(context_slices=-1), dict(clahe_clip=0.0)):
+                dict(context_slices=-1), dict(clahe_clip=0.0), dict(pixel_size_mm=0.0)):
         with pytest.raises(ValueError):
             PreprocessingParams(**bad)
+
+
+def body_slice(air_rows, rng):
+    """A 64-column slice: 24 rows of soft tissue, liver and bone, then ``air_rows`` rows of air."""
+    body = rng.normal(80, 120, size=(24, 64)).clip(-300, 900)
+    return np.concatenate([body, np.full((air_rows, 64), -1000.0)]).astype(np.float32)
+
+
+def test_interior_equalisation_does_not_depend_on_the_air_in_the_slice():
+    """The same body with 8 or 100 rows of air around it: the same values inside the window, whatever the air."""
+    rng = np.random.default_rng(6)
+    little, much = body_slice(8, rng), None
+    much = np.concatenate([little[:24], np.full((100, 64), -1000.0, dtype=np.float32)])
+    for equalization, same in (("interior", True), ("global", False)):
+        params = PreprocessingParams(equalization=equalization, pixel_size_mm=None)
+        first = equalize_slices(window_hu(little[None], params.window), equalization)[0, :24]
+        second = equalize_slices(window_hu(much[None], params.window), equalization)[0, :24]
+        assert np.allclose(first, second, atol=1e-6) == same, equalization
+
+
+def test_interior_equalisation_keeps_the_window_ends_and_the_order():
+    """Clipped pixels stay 0 and 1; inside, the cumulative share of the interior pixels, in the same order."""
+    image = np.array([[0.0, 0.0, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0]], dtype=np.float32)
+    equalised = equalize_slices(image[None].copy(), "interior")[0]
+    assert equalised[0, 0] == 0.0 and equalised[0, 7] == 1.0
+    assert np.all(np.diff(equalised[0]) >= 0)
+    # 0.4, the second of four interior values, lies alone in bin 102 = [102/256, 103/256), 0.4 of the way up
+    # it: the cumulative share, linear within the bin, goes from 1/4 to 2/4 there, so 1/4 + 0.4 / 4.
+    np.testing.assert_allclose(equalised[0, 4], 0.35, atol=1e-5)
+
+
+def test_a_slice_with_nothing_inside_the_window_stays_as_it_is():
+    """Global equalisation turns an all-air slice into a constant 0.5; interior keeps it 0."""
+    air = np.zeros((1, 8, 8), dtype=np.float32)
+    np.testing.assert_array_equal(equalize_slices(air.copy(), "interior"), air)
+    assert not np.array_equal(equalize_slices(air.copy(), "global"), air)

@@ -3,7 +3,7 @@
 :func:`predict_volume` is the one inference entry (like nnU-Net's ``predict_single_npy_array``) that the
 Slicer module, the ``segment`` command, evaluation and training's validation all call. It brings the CT to
 canonical axial orientation (a view), then, one batch of slices at a time, preprocesses them exactly as in
-training, runs the network and scales its output back to the slice's own size, writing uint8 labels into
+training, runs the network and maps its output back onto the slice's own grid, writing uint8 labels into
 one preallocated array: memory stays bounded by the batch, not by the length of the CT.
 """
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.inference import postprocessing
-from LiverResUNetLib.preprocessing.intensity import preprocess_slices
+from LiverResUNetLib.preprocessing.geometry import from_network
+from LiverResUNetLib.preprocessing.intensity import network_grid, preprocess_slices
 from LiverResUNetLib.preprocessing.orientation import from_canonical, to_canonical
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -21,6 +22,9 @@ CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 64
 # Share of the progress bar taken by the network; post-processing and the return to the input grid follow.
 NETWORK_SHARE = 0.9
+# Liver and tumor logits relative to the background where the network did not look (a slice wider than its
+# field of view): background, firmly.
+_UNSEEN_LOGIT = -1000.0
 
 
 def pick_device(name="auto"):
@@ -61,7 +65,8 @@ def predict_volume(volume, model, device="auto", batch_size=None, postprocess=No
     """
     report = progress or (lambda fraction, message: None)
     canonical = to_canonical(volume)
-    labels = predict_canonical_labels(canonical.array, model, device, batch_size, report, cancel)
+    labels = predict_canonical_labels(canonical.array, model, device, batch_size, report, cancel,
+                                      canonical.pixel_spacing)
     _check_cancel(cancel)
     report(NETWORK_SHARE, "post-processing")
     labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
@@ -71,12 +76,14 @@ def predict_volume(volume, model, device="auto", batch_size=None, postprocess=No
     return result
 
 
-def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress=None, cancel=None):
+def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress=None, cancel=None,
+                             pixel_spacing=None):
     """uint8 labels ``[k, rows, columns]`` of a canonical HU array, before post-processing.
 
     Each batch of slices is preprocessed once with ``context`` neighbours on either side (clamped at the
     ends of the volume, as in training), stacked into 2.5D inputs and run through the network. Arguments
-    as for :func:`predict_volume`; progress goes from 0 to ``NETWORK_SHARE``.
+    as for :func:`predict_volume`, and ``pixel_spacing`` (row mm, column mm) of the slices; progress goes
+    from 0 to ``NETWORK_SHARE``.
     """
     import torch
 
@@ -85,7 +92,8 @@ def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress
     params = model.preprocessing
     network = model.network.to(device)
     batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
-    count, rows, columns = hu.shape
+    count = hu.shape[0]
+    grid = network_grid(hu.shape[1:], pixel_spacing, params)
     context = params.context_slices
     labels = np.empty(hu.shape, dtype=np.uint8)
     was_training = network.training
@@ -97,30 +105,27 @@ def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress
                 stop = min(start + batch_size, count)
                 report(NETWORK_SHARE * start / count, f"segmenting slices {start + 1}-{stop} of {count}")
                 first, last = max(start - context, 0), min(stop + context, count)
-                images = torch.from_numpy(preprocess_slices(hu[first:last], params))
+                images = torch.from_numpy(preprocess_slices(hu[first:last], params, pixel_spacing))
                 neighbours = np.clip(np.arange(start, stop)[:, None] + np.arange(-context, context + 1)[None, :],
                                      0, count - 1) - first
                 inputs = images[torch.from_numpy(neighbours)].to(device, non_blocking=True)
                 logits = network(inputs.contiguous(memory_format=torch.channels_last))
-                labels[start:stop] = _labels_at_size(logits, (rows, columns)).cpu().numpy()
+                labels[start:stop] = _labels_on_grid(logits, grid).cpu().numpy()
     finally:
         network.train(was_training)
     return labels
 
 
-def _labels_at_size(logits, size):
-    """Argmax labels at ``size`` of bilinearly upsampled background / liver / tumor logits, as uint8.
+def _labels_on_grid(logits, grid):
+    """Argmax labels on the slice's grid of bilinearly resampled background / liver / tumor logits, as uint8.
 
-    Upsampling is linear, so the liver and tumor logits are first taken relative to the background:
+    Resampling is linear, so the liver and tumor logits are first taken relative to the background:
     two maps to interpolate instead of three, and the argmax becomes two comparisons.
     """
     import torch
-    from torch.nn import functional
 
     logits = logits.float()
-    relative = logits[:, 1:3] - logits[:, 0:1]
-    if tuple(relative.shape[-2:]) != tuple(size):
-        relative = functional.interpolate(relative, size=size, mode="bilinear", align_corners=False)
+    relative = from_network(logits[:, 1:3] - logits[:, 0:1], grid, _UNSEEN_LOGIT)
     liver, tumor = relative[:, 0], relative[:, 1]
     is_tumor = (tumor > liver) & (tumor > 0)
     return torch.where(is_tumor, 2, (liver > 0).to(torch.uint8)).to(torch.uint8)

@@ -1,4 +1,4 @@
-"""THE preprocessing of CT slices, shared by training and inference: HU window, resize, histogram equalisation.
+"""THE preprocessing of CT slices, shared by training and inference: HU window, physical scale, equalisation.
 
 Its parameters are written into every model file, so a model is always fed exactly as it was trained.
 Slices are processed one by one (equalisation is per slice), so preprocessing a whole volume at once, as
@@ -10,9 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from LiverResUNetLib.preprocessing.geometry import slice_grid, to_network
 from LiverResUNetLib.records import dataclass_from_dict
 
-EQUALIZATIONS = ("global", "clahe", "none")
+EQUALIZATIONS = ("interior", "global", "clahe", "none")
+# What a card written before a parameter existed meant by it: no pixel size (slices stretched to the input).
+_LEGACY_VALUES = {"pixel_size_mm": None}
+_EQUALIZATION_BINS = 256
 
 
 @dataclass(frozen=True)
@@ -21,18 +25,24 @@ class PreprocessingParams:
 
     Attributes:
         window: (low, high) HU window; values outside are clipped, the window is scaled to [0, 1].
-        equalization: "global" (scikit-image ``equalize_hist`` per slice), "clahe" (``equalize_adapthist``,
-            contrast limited adaptive) or "none".
+        equalization: "interior" (each slice's histogram over its pixels strictly inside the window, so that
+            neither the air nor what is clipped moves the values of the anatomy), "global" (scikit-image
+            ``equalize_hist`` per slice, every pixel counted), "clahe" (``equalize_adapthist``, contrast
+            limited adaptive) or "none".
         clahe_clip: CLAHE clip limit (fraction of the histogram), used when equalization is "clahe".
-        input_size: slices are resized to ``input_size`` x ``input_size`` pixels for the network.
+        input_size: the network sees ``input_size`` x ``input_size`` pixels.
         context_slices: neighbours on each side given as extra channels (2.5D); 0 feeds single slices.
+        pixel_size_mm: slices are resampled to this pixel size (aspect ratio kept), then padded or cropped
+            about their centre to the input size; None (models from before it existed) stretches every slice
+            to the input size whatever its pixel size.
     """
 
     window: tuple = (-100.0, 400.0)
-    equalization: str = "global"
+    equalization: str = "interior"
     clahe_clip: float = 0.01
     input_size: int = 256
     context_slices: int = 1
+    pixel_size_mm: float | None = 1.5
 
     def __post_init__(self):
         window = tuple(float(value) for value in self.window)
@@ -46,10 +56,14 @@ class PreprocessingParams:
             raise ValueError(f"input_size must be an integer of at least 8, got {self.input_size}")
         if int(self.context_slices) != self.context_slices or self.context_slices < 0:
             raise ValueError(f"context_slices must be an integer >= 0, got {self.context_slices}")
+        if self.pixel_size_mm is not None and not float(self.pixel_size_mm) > 0.0:
+            raise ValueError(f"pixel_size_mm must be > 0 (or null to stretch slices), got {self.pixel_size_mm}")
         object.__setattr__(self, "window", window)
         object.__setattr__(self, "clahe_clip", float(self.clahe_clip))
         object.__setattr__(self, "input_size", int(self.input_size))
         object.__setattr__(self, "context_slices", int(self.context_slices))
+        if self.pixel_size_mm is not None:
+            object.__setattr__(self, "pixel_size_mm", float(self.pixel_size_mm))
 
     @property
     def channels(self):
@@ -63,8 +77,11 @@ class PreprocessingParams:
 
     @classmethod
     def from_dict(cls, values):
-        """Parameters from a (model card) dict; ValueError naming unknown keys or bad values."""
-        return dataclass_from_dict(cls, values, "preprocessing parameters")
+        """Parameters from a (model card) dict; ValueError naming unknown keys or bad values.
+
+        A key the dict lacks takes the value that reproduces what models written before it did.
+        """
+        return dataclass_from_dict(cls, {**_LEGACY_VALUES, **values}, "preprocessing parameters")
 
 
 def window_hu(hu, window):
@@ -73,14 +90,12 @@ def window_hu(hu, window):
 
 
 def resize_slices(images, size):
-    """``[n, rows, columns]`` float images resized to ``[n, size, size]`` (bilinear, anti-aliased when shrinking).
-
-    Pixel centres stay aligned (``align_corners=False``), the convention the predictor uses to bring the
-    network's output back to the slice's own size.
-    """
+    """``[n, rows, columns]`` float images stretched to ``[n, size, size]`` (bilinear, anti-aliased when shrinking),
+    as models without a pixel size see them; pixel centres stay aligned (``align_corners=False``)."""
     import torch
 
-    return _resized(torch.from_numpy(np.array(images, dtype=np.float32)), size).numpy()
+    images = torch.from_numpy(np.array(images, dtype=np.float32))
+    return to_network(images, slice_grid(images.shape[1:], None, size, None)).numpy()
 
 
 def _windowed(hu, window):
@@ -92,30 +107,23 @@ def _windowed(hu, window):
     return values.clamp_(low, high).sub_(low).div_(high - low)
 
 
-def _resized(images, size):
-    from torch.nn import functional
-
-    if tuple(images.shape[1:]) == (size, size):
-        return images
-    return functional.interpolate(images[:, None], size=(size, size), mode="bilinear", align_corners=False,
-                                  antialias=True)[:, 0]
+def network_grid(shape, pixel_spacing, params):
+    """The :class:`~LiverResUNetLib.preprocessing.geometry.SliceGrid` of slices of ``shape`` (rows, columns)
+    with ``pixel_spacing`` (row mm, column mm) for a network fed with ``params``."""
+    return slice_grid(shape, pixel_spacing, params.input_size, params.pixel_size_mm)
 
 
-def resize_labels(labels, params):
-    """``[n, rows, columns]`` label slices resized to the network's input size by nearest neighbour (uint8).
+def resize_labels(labels, params, pixel_spacing=None):
+    """``[n, rows, columns]`` label slices on the network's grid by nearest neighbour (uint8).
 
-    Uses the same pixel-centre alignment as :func:`resize_slices`, so labels stay on the resized images.
+    Uses the same geometry as :func:`preprocess_slices`, so labels stay on the images; ``pixel_spacing``
+    (row mm, column mm) is needed when ``params`` has a pixel size.
     """
     import torch
-    from torch.nn import functional
 
-    labels = np.asarray(labels, dtype=np.uint8)
-    size = params.input_size
-    if labels.shape[1:] == (size, size):
-        return labels.copy()
-    resized = functional.interpolate(torch.from_numpy(np.ascontiguousarray(labels))[:, None], size=(size, size),
-                                     mode="nearest-exact")
-    return resized[:, 0].numpy()
+    labels = torch.from_numpy(np.array(labels, dtype=np.uint8))
+    grid = network_grid(labels.shape[1:], pixel_spacing, params)
+    return to_network(labels, grid, labels=True).numpy().copy()
 
 
 def equalize_slices(images, equalization, clahe_clip=0.01):
@@ -123,7 +131,7 @@ def equalize_slices(images, equalization, clahe_clip=0.01):
 
     Args:
         images: float32 ``[n, rows, columns]``.
-        equalization: "global", "clahe" or "none" (see :class:`PreprocessingParams`).
+        equalization: "interior", "global", "clahe" or "none" (see :class:`PreprocessingParams`).
         clahe_clip: the CLAHE clip limit.
     """
     from skimage import exposure
@@ -131,18 +139,37 @@ def equalize_slices(images, equalization, clahe_clip=0.01):
     if equalization == "none":
         return images
     for index, image in enumerate(images):
-        if equalization == "global":
+        if equalization == "interior":
+            images[index] = equalize_interior(image)
+        elif equalization == "global":
             images[index] = exposure.equalize_hist(image)
         else:
             images[index] = exposure.equalize_adapthist(image, clip_limit=clahe_clip)
     return images
 
 
-def preprocess_slices(hu, params):
+def equalize_interior(image):
+    """``image`` (values in [0, 1]) mapped through the cumulative histogram of its values strictly inside (0, 1).
+
+    The clipped values (0: air, fat below the window; 1: bone, contrast above it) keep 0 and 1 and do not
+    count, so the anatomy inside the window gets the same values however much air or bone the slice holds.
+    The cumulative histogram is linear within each of its bins. A slice with nothing inside is unchanged.
+    """
+    interior = image[(image > 0.0) & (image < 1.0)]
+    if interior.size == 0:
+        return image
+    counts, edges = np.histogram(interior, bins=_EQUALIZATION_BINS, range=(0.0, 1.0))
+    cumulative = np.concatenate([[0.0], np.cumsum(counts) / interior.size])
+    return np.interp(image, edges, cumulative).astype(np.float32)
+
+
+def preprocess_slices(hu, params, pixel_spacing=None):
     """HU slices ``[n, rows, columns]`` -> network input float32 ``[n, input_size, input_size]``.
 
-    The HU window comes first; resizing comes before equalisation so that equalising costs the same
+    The HU window comes first, then the physical scale (``pixel_spacing``: row mm, column mm, needed when
+    ``params`` has a pixel size); equalisation comes last, on the network's grid, so that it costs the same
     whatever the CT's matrix (a 512 x 512 slice costs four times as much to equalise as 256 x 256).
     """
-    images = _resized(_windowed(hu, params.window), params.input_size).numpy()
-    return equalize_slices(images, params.equalization, params.clahe_clip)
+    images = _windowed(hu, params.window)
+    grid = network_grid(images.shape[1:], pixel_spacing, params)
+    return equalize_slices(to_network(images, grid).numpy(), params.equalization, params.clahe_clip)

@@ -38,6 +38,11 @@ class CanonicalVolume:
     flipped: tuple
     input_shape: tuple
 
+    @property
+    def pixel_spacing(self):
+        """``(row mm, column mm)`` of the canonical axial slices ``array[k]``."""
+        return self.spacing[1], self.spacing[0]
+
     def volume(self):
         """The canonical view as a :class:`Volume` on its own (exact) grid."""
         return Volume(self.array, self.spacing, self.origin, self.direction)

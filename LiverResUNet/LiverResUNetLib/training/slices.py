@@ -26,8 +26,9 @@ MANIFEST = "manifest.json"
 
 def case_slices(case, params):
     """``(images float16 [n, size, size], labels uint8 [n, size, size])`` of one case, exactly as inference sees it."""
-    images = preprocess_slices(to_canonical(case.image).array, params).astype(np.float16)
-    labels = resize_labels(to_canonical(case.label).array, params).astype(np.uint8)
+    image = to_canonical(case.image)
+    images = preprocess_slices(image.array, params, image.pixel_spacing).astype(np.float16)
+    labels = resize_labels(to_canonical(case.label).array, params, image.pixel_spacing).astype(np.uint8)
     return images, labels
 
 
