@@ -140,7 +140,7 @@ class LiverResUNetTrainerTest(ScriptedLoadableModuleTest):
                 code = main(["train", "--data", str(folder / "dataset"), "--out", str(folder / "run"),
                              "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
                              "--set", "network.base_width=4", "--set", "network.depth=3",
-                             "--set", "preprocessing.input_size=32"])
+                             "--set", "preprocessing.input_size=32", "--set", "preprocessing.pixel_size_mm=12"])
             self.assertEqual(code, 0)
             model = Path(printed.getvalue().strip().splitlines()[-1])
             self.assertTrue(model.is_file())

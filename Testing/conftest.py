@@ -99,5 +99,6 @@ def tiny_model_path(tmp_path_factory):
     with torch.no_grad():
         network.head.bias.zero_()
     path = tmp_path_factory.mktemp("tiny_model") / "tiny.pth"
-    save_model(path, network, new_card(architecture, PreprocessingParams(input_size=32).to_dict()))
+    params = PreprocessingParams(input_size=32, pixel_size_mm=12.0)  # the default's 384 mm field of view
+    save_model(path, network, new_card(architecture, params.to_dict()))
     return path

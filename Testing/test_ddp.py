@@ -21,6 +21,7 @@ def test_two_processes_train_one_model(tiny_phantom_dataset, tmp_path):
          "--data", str(tiny_phantom_dataset), "--out", str(out), "--val-fraction", "0.5", "--epochs", "3",
          "--steps-per-epoch", "10", "--batch-size", "4", "--lr", "0.01", "--threads", "1",
          "--set", "optimization.warmup_steps=3", "--set", "preprocessing.input_size=32",
+         "--set", "preprocessing.pixel_size_mm=12",
          "--set", "network.base_width=8", "--set", "network.depth=3"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ from LiverResUNetLib.training.checkpoints import load_checkpoint
 from LiverResUNetLib.training.config import TrainConfig, apply_overrides
 from LiverResUNetLib.training.loop import train_model
 
-TINY = {"preprocessing": {"input_size": 32}, "network": {"base_width": 8, "depth": 3},
+TINY = {"preprocessing": {"input_size": 32, "pixel_size_mm": 12.0}, "network": {"base_width": 8, "depth": 3},
         "optimization.batch_size": 4, "optimization.warmup_steps": 3, "runtime.threads": 1}
 
 
@@ -24,7 +24,8 @@ def test_a_run_killed_mid_epoch_resumes_and_finishes(tiny_phantom_dataset, tmp_p
     out = tmp_path / "run"
     command = [sys.executable, "-m", "LiverResUNetLib", "train", "--data", str(tiny_phantom_dataset),
                "--out", str(out), "--epochs", "3", "--steps-per-epoch", "40", "--batch-size", "4", "--threads", "1",
-               "--set", "preprocessing.input_size=32", "--set", "network.base_width=8", "--set", "network.depth=3",
+               "--set", "preprocessing.input_size=32", "--set", "preprocessing.pixel_size_mm=12",
+               "--set", "network.base_width=8", "--set", "network.depth=3",
                "--set", "runtime.checkpoint_every_steps=5"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

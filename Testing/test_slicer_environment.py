@@ -72,6 +72,7 @@ def test_whole_job_through_the_trainer_script(slicer_python, tmp_path, slicer_ve
     trainer("prepare", "--data", "raw", "--out", "dataset")
     model = Path(trainer("train", "--data", "dataset", "--out", "run", "--epochs", "1", "--steps-per-epoch", "3",
                          "--batch-size", "4", "--threads", "1", "--set", "preprocessing.input_size=32",
+                         "--set", "preprocessing.pixel_size_mm=12",
                          "--set", "network.base_width=4", "--set", "network.depth=3").strip().splitlines()[-1])
     assert (tmp_path / model).is_file()
     trainer("evaluate", "--model", str(model), "--data", "dataset", "--out", "report")

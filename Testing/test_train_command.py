@@ -14,7 +14,9 @@ from LiverResUNetLib.model.model_file import load_model, read_card
 from LiverResUNetLib.training.checkpoints import load_checkpoint
 
 # A network and input small enough to learn the phantom liver in a few seconds on one CPU core.
-TINY = ["--set", "preprocessing.input_size=32", "--set", "network.base_width=8", "--set", "network.depth=3",
+# 32 pixels of 12 mm: the default's 384 mm field of view.
+TINY = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.pixel_size_mm=12",
+        "--set", "network.base_width=8", "--set", "network.depth=3",
         "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1"]
 
 
