@@ -107,3 +107,89 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tiny_phantom_dataset, tmp_
     with pytest.raises(InputError, match="no checkpoint to resume from"):
         train_model(config, resume=True)
     assert os.listdir(tmp_path) == []
+
+
+class _FakeClock:
+    """Training's clock, advanced by one minute whenever training reads it (once per step after the start)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 60.0
+        return self.now
+
+
+@pytest.fixture
+def one_minute_steps(monkeypatch):
+    """Every training step takes one minute of the (fake) clock; the learning rate of each step is recorded."""
+    from LiverResUNetLib.training import loop
+
+    monkeypatch.setattr(loop, "_clock", _FakeClock())
+    rates = []
+    schedule = loop._Run._learning_rate
+
+    def recorded(run, epoch, step):
+        rates.append((epoch, step, schedule(run, epoch, step)))
+        return rates[-1][2]
+
+    monkeypatch.setattr(loop._Run, "_learning_rate", recorded)
+    return rates
+
+
+def _timed_config(dataset, out, minutes):
+    # 2 epochs of 6 steps but 8 minutes: the clock cuts epoch 2 after its 2nd step, and sets the schedule.
+    return apply_overrides(TrainConfig(), {**TINY, "data": str(dataset), "out": str(out),
+                                           "optimization.epochs": 2, "optimization.steps_per_epoch": 6,
+                                           "runtime.checkpoint_every_steps": 2, "runtime.max_minutes": minutes})
+
+
+def test_max_minutes_is_the_whole_runs_time_and_the_schedule_continues_across_resume(
+        tiny_phantom_dataset, tmp_path, one_minute_steps):
+    straight = train_model(_timed_config(tiny_phantom_dataset, tmp_path / "straight", 8))
+    uninterrupted = {(epoch, step): rate for epoch, step, rate in one_minute_steps}
+    assert sorted(uninterrupted) == [(0, step) for step in range(6)] + [(1, 0), (1, 1)]
+    one_minute_steps.clear()
+
+    stopped = _timed_config(tiny_phantom_dataset, tmp_path / "stopped", 8)
+    with pytest.raises(Cancelled):
+        train_model(stopped, cancel=_CancelAt(5))
+    one_minute_steps.clear()
+    resumed = train_model(stopped, resume=True)
+    # The first step after the resume (epoch 1, step 4) has the rate the uninterrupted run gave it: the schedule
+    # continued from 4 minutes used, it did not start over from the warm-up.
+    assert one_minute_steps[0][:2] == (0, 4)
+    assert [rate for *_, rate in one_minute_steps] == [uninterrupted[key[:2]] for key in one_minute_steps]
+    assert one_minute_steps[0][2] < 0.6 * TrainConfig().optimization.learning_rate, "half-way down the cosine"
+    for name, value in load_model(straight).network.state_dict().items():
+        assert torch.equal(value, load_model(resumed).network.state_dict()[name]), name
+    assert load_checkpoint(tmp_path / "stopped" / "checkpoint.pth")["state"]["seconds"] == 8 * 60
+
+
+def test_a_clock_cut_epoch_stays_open_and_a_longer_limit_extends_the_run(
+        tiny_phantom_dataset, tmp_path, one_minute_steps):
+    out = tmp_path / "run"
+    train_model(_timed_config(tiny_phantom_dataset, out, 8))
+    state = load_checkpoint(out / "checkpoint.pth")["state"]
+    assert (state["epoch"], state["step"]) == (1, 2), "the cut epoch 2 stays open at its next step"
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert [(row["epoch"], row["steps"], row.get("partial")) for row in history] == [(1, 6, None), (2, 2, True)]
+    weights_before = load_model(out / "model.pth").network.state_dict()
+
+    # The same limit: already spent, said so, nothing trained, the model kept.
+    messages = []
+    train_model(_timed_config(tiny_phantom_dataset, out, 8), lambda _, message: messages.append(message),
+                resume=True)
+    assert any("already spent" in message and "larger --max-minutes" in message for message in messages)
+    assert one_minute_steps[8:] == []
+    assert load_checkpoint(out / "checkpoint.pth")["state"]["step"] == 2
+    assert json.loads((out / "history.json").read_text())["history"] == history
+    for name, value in load_model(out / "model.pth").network.state_dict().items():
+        assert torch.equal(value, weights_before[name]), name
+
+    # A larger limit: the open epoch continues from its 3rd step, and its row is replaced by the complete one.
+    train_model(_timed_config(tiny_phantom_dataset, out, 20), resume=True)
+    assert [key[:2] for key in one_minute_steps[8:]] == [(1, step) for step in range(2, 6)]
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert [(row["epoch"], row["steps"], row.get("partial")) for row in history] == [(1, 6, None), (2, 6, None)]
+    assert load_model(out / "model.pth").card["training"]["epochs"] == 2

@@ -46,7 +46,8 @@ FLAGS = (
     ("--seed", "seed", int, "S", "seed of the split, the initial weights, sampling and augmentation"),
     ("--device", "runtime.device", str, "DEVICE", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps"),
     ("--max-minutes", "runtime.max_minutes", float, "M",
-     "stop after M minutes, validate, keep the best model; the learning-rate schedule follows the clock"),
+     "stop after M minutes of training of the whole run (every --resume included), validate, keep the best "
+     "model; the learning-rate schedule follows the clock; --resume with a larger M trains on"),
     ("--threads", "runtime.threads", int, "N", "CPU threads torch may use (default: torch's choice)"),
 )
 

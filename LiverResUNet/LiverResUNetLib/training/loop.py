@@ -183,9 +183,10 @@ class _Run:
     def train(self, resume):
         optimization = self.config.optimization
         self._start(resume)
-        started = time.monotonic()
+        started = _clock()
         seconds_before = self.state["seconds"]
-        stop = self.state["epoch"] >= optimization.epochs or self._patience_exhausted()
+        self.time_used = self._share_of_time_limit()
+        stop = self.state["epoch"] >= optimization.epochs or self._patience_exhausted() or self._time_spent()
         while not stop:
             epoch, batch = self.state["epoch"], optimization.batch_size
             indices = self.sampler.epoch_indices(epoch, optimization.steps_per_epoch * batch)
@@ -197,8 +198,8 @@ class _Run:
                 self.state["loss_sum"] += loss
                 self.state["loss_count"] += 1
                 self.state["step"] += 1
-                self.state["seconds"] = seconds_before + time.monotonic() - started
-                self.time_used = distributed.from_main(self._share_of_time_limit(started), self.context)
+                self.state["seconds"] = seconds_before + _clock() - started
+                self.time_used = distributed.from_main(self._share_of_time_limit(), self.context)
                 out_of_time = self.time_used >= 1.0
                 if out_of_time:
                     break
@@ -210,6 +211,16 @@ class _Run:
             self._end_epoch(partial=self.state["step"] < optimization.steps_per_epoch)
             stop = out_of_time or self.state["epoch"] >= optimization.epochs or self._patience_exhausted()
         return self._finish()
+
+    def _time_spent(self):
+        """True (and said) when a resumed run's --max-minutes is already used up: its model is kept as it is."""
+        if self.time_used < 1.0:
+            return False
+        if self.progress:
+            self.progress(1.0, f"the run's time limit of {self.config.runtime.max_minutes:g} minutes is already "
+                               f"spent ({self.state['seconds'] / 60:.1f} minutes trained): nothing more to train, its "
+                               "model is kept; resume with a larger --max-minutes to train on")
+        return True
 
     def _train_step(self, epoch, step, indices):
         if self.cancel is not None and self.cancel():
@@ -232,6 +243,11 @@ class _Run:
         return float(loss.detach())
 
     def _end_epoch(self, partial):
+        """Validate, keep the model if it is the best, record the epoch's history row and save a checkpoint.
+
+        An epoch cut by the clock (``partial``) stays open: epoch, step and the running loss are kept, so a resume
+        continues it from its next step; its history row is replaced when the epoch is validated again.
+        """
         epoch = self.state["epoch"]
         distributed.share_buffers_of_main(self.network, self.context)
         liver, tumor = validate(self.network, self._card(), self._validation_cases(), self.context,
@@ -244,7 +260,7 @@ class _Run:
                "steps": self.state["step"], "seconds": round(self.state["seconds"], 1)}
         if partial:
             row["partial"] = True
-        self.state["history"].append(row)
+        self.state["history"] = [old for old in self.state["history"] if old["epoch"] != epoch + 1] + [row]
         score = _score(liver, tumor)
         best = self.state["best"]
         # Without validation there is nothing to choose by: the last model is the one kept.
@@ -254,13 +270,15 @@ class _Run:
             self.state["epochs_without_improvement"] = 0
             if self.context.is_main:
                 self._save_model(self.network)
-        else:
+        elif not partial:
             self.state["epochs_without_improvement"] += 1
-        self.state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_count=0)
+        if not partial:
+            self.state.update(epoch=epoch + 1, step=0, loss_sum=0.0, loss_count=0)
         self._save_checkpoint()
         if self.context.is_main:
             _write_json(self.out / HISTORY_FILE, {"history": self.state["history"], "best": self.state["best"]})
-        self._report(f"epoch {epoch + 1}/{self.config.optimization.epochs} done, loss {_format(row['train_loss'], 4)}")
+        self._report(f"epoch {epoch + 1}/{self.config.optimization.epochs} "
+                     f"{'cut by the clock' if partial else 'done'}, loss {_format(row['train_loss'], 4)}")
 
     def _finish(self):
         """Rewrite the best model with the whole history in its card, and return its path."""
@@ -312,7 +330,7 @@ class _Run:
         best = self.state["best"] or {}
         training = {
             "data": str(self.config.data), "cases": sorted(self.dataset.sources), "split": self.split.to_dict(),
-            "history": self.state["history"], "epochs": self.state["epoch"],
+            "history": self.state["history"], "epochs": len(self.state["history"]),
             "seconds": round(self.state["seconds"], 1), "device": str(self.context.device),
             "processes": self.context.world_size, "config": self.config.to_dict()}
         metrics = {key: best.get(key) for key in ("val_liver_dice", "val_tumor_dice", "epoch")}
@@ -346,9 +364,10 @@ class _Run:
         patience = self.config.optimization.early_stopping_patience
         return patience > 0 and bool(self.split.val) and self.state["epochs_without_improvement"] >= patience
 
-    def _share_of_time_limit(self, started):
+    def _share_of_time_limit(self):
+        """The share of --max-minutes used by the whole run, every resumed invocation included."""
         limit = self.config.runtime.max_minutes
-        return 0.0 if limit is None else (time.monotonic() - started) / (limit * 60)
+        return 0.0 if limit is None else self.state["seconds"] / (limit * 60)
 
     def _report(self, message):
         """Progress with the overall fraction done, the running loss and the latest validation Dice."""
@@ -374,6 +393,11 @@ def _replace(config, out=None, fold=None, network=None, preprocessing=None):
     if preprocessing is not None:
         values["preprocessing"] = preprocessing
     return TrainConfig.from_dict(values)
+
+
+def _clock():
+    """Seconds of a monotonic clock (a function of its own so that tests can run training on a fake clock)."""
+    return time.monotonic()
 
 
 def _step_seed(seed, epoch, step, rank):
