@@ -7,13 +7,25 @@ training, runs the network and maps its output back onto the slice's own grid, w
 one preallocated array: memory stays bounded by the batch, not by the length of the CT.
 """
 
+from __future__ import annotations
+
+import contextlib
+import typing
+
 import numpy as np
 
+from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.inference import postprocessing
-from LiverResUNetLib.preprocessing.geometry import from_network
+from LiverResUNetLib.preprocessing.geometry import SliceGrid, from_network
 from LiverResUNetLib.preprocessing.intensity import network_grid, preprocess_slices
 from LiverResUNetLib.preprocessing.orientation import from_canonical, to_canonical
+from LiverResUNetLib.volume import Volume
+
+if typing.TYPE_CHECKING:
+    import torch
+
+    from LiverResUNetLib.model.model_file import LoadedModel
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 # Slices per network call: enough to keep every core busy, small enough that a batch's float copies at
@@ -27,7 +39,7 @@ NETWORK_SHARE = 0.9
 _UNSEEN_LOGIT = -1000.0
 
 
-def pick_device(name="auto"):
+def pick_device(name: str | torch.device = "auto") -> torch.device:
     """The torch device to run on: "auto" takes cuda, then mps, then cpu; an unavailable one is an InputError."""
     import torch
 
@@ -47,7 +59,9 @@ def pick_device(name="auto"):
     return torch.device(name)
 
 
-def predict_volume(volume, model, device="auto", batch_size=None, postprocess=None, progress=None, cancel=None):
+def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.device = "auto",
+                   batch_size: int | None = None, postprocess: postprocessing.PostprocessOptions | None = None,
+                   progress: Progress | None = None, cancel: CancelCheck | None = None) -> Volume:
     """Segment the liver and liver tumors of a CT.
 
     Args:
@@ -76,8 +90,10 @@ def predict_volume(volume, model, device="auto", batch_size=None, postprocess=No
     return result
 
 
-def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress=None, cancel=None,
-                             pixel_spacing=None):
+def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | torch.device = "auto",
+                             batch_size: int | None = None, progress: Progress | None = None,
+                             cancel: CancelCheck | None = None,
+                             pixel_spacing: tuple[float, float] | None = None) -> np.ndarray:
     """uint8 labels ``[k, rows, columns]`` of a canonical HU array, before post-processing.
 
     Each batch of slices is preprocessed once with ``context`` neighbours on either side (clamped at the
@@ -116,7 +132,7 @@ def predict_canonical_labels(hu, model, device="auto", batch_size=None, progress
     return labels
 
 
-def _labels_on_grid(logits, grid):
+def _labels_on_grid(logits: torch.Tensor, grid: SliceGrid) -> torch.Tensor:
     """Argmax labels on the slice's grid of bilinearly resampled background / liver / tumor logits, as uint8.
 
     Resampling is linear, so the liver and tumor logits are first taken relative to the background:
@@ -131,10 +147,8 @@ def _labels_on_grid(logits, grid):
     return torch.where(is_tumor, 2, (liver > 0).to(torch.uint8)).to(torch.uint8)
 
 
-def _autocast(device):
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed precision on a GPU (bfloat16 where supported, else float16); full precision on the CPU."""
-    import contextlib
-
     import torch
 
     if device.type == "cuda":
@@ -145,6 +159,6 @@ def _autocast(device):
     return contextlib.nullcontext()
 
 
-def _check_cancel(cancel):
+def _check_cancel(cancel: CancelCheck | None) -> None:
     if cancel is not None and cancel():
         raise Cancelled()

@@ -6,17 +6,23 @@ nested folders, a DICOMDIR, text files and other objects (SEG, RTSTRUCT, scout v
 are decoded.
 """
 
+from __future__ import annotations
+
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.dicom_pixels import check_complete, check_decodable, read_hounsfield
-from LiverResUNetLib.io.slice_stack import listing_order, stack_slices
+from LiverResUNetLib.io.slice_stack import SliceStack, listing_order, stack_slices
 from LiverResUNetLib.volume import Volume
 
 _PREAMBLE_LENGTH = 128
@@ -27,6 +33,9 @@ _BARE_DATASET_STARTS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 # Attributes that tell series apart when an anonymiser emptied SeriesInstanceUID.
 _SERIES_IDENTITY = ("StudyInstanceUID", "FrameOfReferenceUID", "SeriesNumber", "SeriesDate", "SeriesTime",
                     "Modality", "SeriesDescription")
+
+#: What the readers take: a folder, one file, or a list of files.
+SeriesSource = Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]
 
 
 @dataclass
@@ -39,27 +48,27 @@ class SeriesInfo:
     patient_name: str
     patient_id: str
     study_date: str
-    files: list
+    files: list[Path]
     slice_count: int
     folder: Path
 
-    def summary(self):
+    def summary(self) -> str:
         """One line naming the series: UID, modality, description and number of files."""
         return f"{self.series_uid} {self.modality} '{self.description}' ({self.slice_count} files)"
 
 
-def _text(header, keyword):
+def _text(header: Dataset, keyword: str) -> str:
     return str(header.get(keyword) or "").strip()
 
 
-def instance_identity(header):
+def instance_identity(header: Dataset) -> tuple[str, str]:
     """(SOPClassUID, SOPInstanceUID) of a file, from its file meta header where an anonymiser emptied them."""
     meta = getattr(header, "file_meta", None) or {}
     return (_text(header, "SOPClassUID") or str(meta.get("MediaStorageSOPClassUID") or "").strip(),
             _text(header, "SOPInstanceUID") or str(meta.get("MediaStorageSOPInstanceUID") or "").strip())
 
 
-def _series_uid(header):
+def _series_uid(header: Dataset) -> str:
     """SeriesInstanceUID, or a UID derived from the series' other identifying attributes when it is empty."""
     uid = _text(header, "SeriesInstanceUID")
     if uid:
@@ -67,7 +76,7 @@ def _series_uid(header):
     return generate_uid(entropy_srcs=[_text(header, keyword) for keyword in _SERIES_IDENTITY])
 
 
-def _read_header(path):
+def _read_header(path: Path) -> Dataset | None:
     """The header of a DICOM file (pixel data deferred, not loaded), or None when ``path`` is not DICOM.
 
     Raises:
@@ -100,25 +109,26 @@ def _read_header(path):
     return header
 
 
-def _is_image(header):
+def _is_image(header: Dataset) -> bool:
     return "Rows" in header and "Columns" in header
 
 
-def _files_under(folder):
+def _files_under(folder: Path) -> list[Path]:
     """Every file below ``folder``, hidden files and folders (e.g. unfinished atomic writes) left out."""
-    found = []
+    found: list[Path] = []
     for root, folders, names in os.walk(folder):
         folders[:] = sorted(name for name in folders if not name.startswith("."))
         found.extend(Path(root) / name for name in sorted(names) if not name.startswith("."))
     return found
 
 
-def _group(files, where, strict):
+def _group(files: Iterable[Path], where: Path, strict: bool) -> tuple[dict[str, list[Dataset]], Counter[str]]:
     """Image headers grouped by series UID, and a count of non-image DICOM objects by modality.
 
     With ``strict`` (files the user listed) a file that is not DICOM is an error; in a folder it is skipped.
     """
-    series, others = {}, Counter()
+    series: dict[str, list[Dataset]] = {}
+    others: Counter[str] = Counter()
     for path in files:
         header = _read_header(path)
         if header is None:
@@ -132,7 +142,7 @@ def _group(files, where, strict):
     return series, others
 
 
-def _series_info(uid, headers):
+def _series_info(uid: str, headers: list[Dataset]) -> SeriesInfo:
     first = headers[0]
     files = [Path(h.filename) for h in listing_order(headers)]
     return SeriesInfo(series_uid=uid, modality=_text(first, "Modality"), description=_text(first, "SeriesDescription"),
@@ -141,12 +151,12 @@ def _series_info(uid, headers):
                       folder=Path(os.path.commonpath([f.parent for f in files])))
 
 
-def _sorted_infos(series):
+def _sorted_infos(series: dict[str, list[Dataset]]) -> list[SeriesInfo]:
     infos = [_series_info(uid, headers) for uid, headers in series.items()]
     return sorted(infos, key=lambda s: (str(s.folder), s.modality, s.description, s.series_uid))
 
 
-def find_series(folder):
+def find_series(folder: str | os.PathLike) -> list[SeriesInfo]:
     """Every DICOM image series below ``folder``, searched recursively.
 
     Files with or without extension are read by content; DICOMDIR, text and other non-DICOM files are skipped;
@@ -163,7 +173,7 @@ def find_series(folder):
     return _sorted_infos(series)
 
 
-def _source_files(source):
+def _source_files(source: SeriesSource) -> tuple[list[Path], Path, bool]:
     """(files, where, strict) for a folder, one file or a list of files."""
     if isinstance(source, (str, os.PathLike)):
         source = Path(source)
@@ -182,7 +192,8 @@ def _source_files(source):
     return files, where, True
 
 
-def _choose(series, others, where, series_uid, modality):
+def _choose(series: dict[str, list[Dataset]], others: Counter[str], where: Path, series_uid: str | None,
+            modality: str | None) -> str:
     """The UID of the one series to read, or a refusal that says what was found and how to choose."""
     if not series:
         found = f" (only non-image DICOM objects: {dict(others)})" if others else ""
@@ -206,7 +217,8 @@ def _choose(series, others, where, series_uid, modality):
     return matching[0].series_uid
 
 
-def read_series_headers(source, series_uid=None, modality="CT"):
+def read_series_headers(source: SeriesSource, series_uid: str | None = None,
+                        modality: str | None = "CT") -> tuple[SliceStack, str, Path]:
     """The headers (pixel data not read) of one DICOM series, checked and ordered along the slice normal.
 
     Args and refusals as :func:`read_series` (a transfer syntax that cannot be decoded included), except that
@@ -222,7 +234,8 @@ def read_series_headers(source, series_uid=None, modality="CT"):
     return stack_slices(series[uid], where), uid, where
 
 
-def read_series(source, series_uid=None, modality="CT", progress=None, cancel=None):
+def read_series(source: SeriesSource, series_uid: str | None = None, modality: str | None = "CT",
+                progress: Progress | None = None, cancel: CancelCheck | None = None) -> Volume:
     """Read one DICOM series as a Volume in Hounsfield units (slope and intercept applied) with exact geometry.
 
     Args:

@@ -6,10 +6,15 @@ so it orders the slices and gives the spacing along k; the checks here refuse st
 describes (mixed orientations, gaps, duplicates, sheared stacks) instead of returning a misplaced volume.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.volume import Volume
@@ -28,9 +33,9 @@ PIXEL_SPACING_TOLERANCE = 1e-4
 class SliceStack:
     """The headers of one series in order of increasing position along the slice normal, and their grid."""
 
-    headers: list
-    spacing: tuple
-    origin: tuple
+    headers: list[Dataset]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
     direction: np.ndarray
 
     def grid(self) -> Volume:
@@ -41,11 +46,11 @@ class SliceStack:
                       self.direction)
 
 
-def _name(header):
+def _name(header: Dataset) -> str:
     return Path(header.filename).name
 
 
-def _floats(header, keyword):
+def _floats(header: Dataset, keyword: str) -> np.ndarray | None:
     """A multi-valued decimal attribute as a float array; None when absent or empty."""
     value = header.get(keyword)
     if value is None or value == "":
@@ -54,16 +59,16 @@ def _floats(header, keyword):
     return values if values.size else None
 
 
-def _valid_orientation(orientation):
+def _valid_orientation(orientation: np.ndarray | None) -> TypeGuard[np.ndarray]:
     """True for six direction cosines making two orthogonal unit vectors."""
     if orientation is None or len(orientation) != 6:
         return False
     row, column = orientation[:3], orientation[3:]
-    return (abs(np.linalg.norm(row) - 1) < 1e-2 and abs(np.linalg.norm(column) - 1) < 1e-2
-            and abs(float(row @ column)) < 1e-3)
+    return bool(abs(np.linalg.norm(row) - 1) < 1e-2 and abs(np.linalg.norm(column) - 1) < 1e-2
+                and abs(float(row @ column)) < 1e-3)
 
 
-def _axes(orientation):
+def _axes(orientation: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit row (i), column (j) and normal (k) directions from an ImageOrientationPatient value."""
     row = orientation[:3] / np.linalg.norm(orientation[:3])
     column = orientation[3:] / np.linalg.norm(orientation[3:])
@@ -71,7 +76,7 @@ def _axes(orientation):
     return row, column, normal / np.linalg.norm(normal)
 
 
-def listing_order(headers):
+def listing_order(headers: Sequence[Dataset]) -> list[Dataset]:
     """Headers ordered along the slice normal as far as they allow, without checking anything.
 
     Used to list a series' files; :func:`stack_slices` does the checked ordering for reading.
@@ -87,7 +92,8 @@ def listing_order(headers):
     return [headers[n] for n in order]
 
 
-def _check_same(headers, where, keyword, read, tolerance):
+def _check_same(headers: Sequence[Dataset], where: str | Path, keyword: str,
+                read: Callable[[Dataset], np.ndarray | None], tolerance: float) -> np.ndarray | None:
     """Refuse when ``keyword`` differs between slices: one grid cannot describe them all."""
     reference = read(headers[0])
     for header in headers[1:]:
@@ -101,7 +107,7 @@ def _check_same(headers, where, keyword, read, tolerance):
     return reference
 
 
-def _in_plane_grid(headers, where):
+def _in_plane_grid(headers: Sequence[Dataset], where: str | Path) -> tuple[np.ndarray, tuple[float, float]]:
     """Check rows/columns, orientation and pixel spacing agree; return (orientation, (di, dj))."""
     _check_same(headers, where, "Rows x Columns", lambda h: np.asarray([h.get("Rows"), h.get("Columns")]), 0)
     orientation = _check_same(headers, where, "ImageOrientationPatient",
@@ -118,7 +124,7 @@ def _in_plane_grid(headers, where):
     return orientation, (float(pixel_spacing[1]), float(pixel_spacing[0]))
 
 
-def _nominal_slice_spacing(header):
+def _nominal_slice_spacing(header: Dataset) -> float:
     """Spacing along k when positions cannot give it (one slice, or no positions)."""
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = header.get(keyword)
@@ -127,7 +133,7 @@ def _nominal_slice_spacing(header):
     return 1.0
 
 
-def _check_steps(ordered, heights, where):
+def _check_steps(ordered: Sequence[Dataset], heights: np.ndarray, where: str | Path) -> float:
     """Refuse duplicate positions and gaps; return the median step along the normal."""
     steps = np.diff(heights)
     duplicates = np.flatnonzero(steps < DUPLICATE_MM)
@@ -147,7 +153,8 @@ def _check_steps(ordered, heights, where):
     return median
 
 
-def _check_not_sheared(ordered, positions, normal, pixel_size, where):
+def _check_not_sheared(ordered: Sequence[Dataset], positions: np.ndarray, normal: np.ndarray, pixel_size: float,
+                       where: str | Path) -> None:
     """Refuse a stack whose slices drift sideways (gantry tilt): a rectangular grid would misplace them."""
     offsets = positions - positions[0]
     sideways = np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
@@ -158,7 +165,7 @@ def _check_not_sheared(ordered, positions, normal, pixel_size, where):
                                  f"through {_name(ordered[0])}")
 
 
-def _order_by_instance_number(headers, where):
+def _order_by_instance_number(headers: Sequence[Dataset], where: str | Path) -> list[Dataset]:
     numbers = [h.get("InstanceNumber") for h in headers]
     if any(n in (None, "") for n in numbers) or len({int(n) for n in numbers}) != len(numbers):
         raise input_error(where, "the slices have no ImagePositionPatient and no unique InstanceNumber: "
@@ -166,7 +173,7 @@ def _order_by_instance_number(headers, where):
     return sorted(headers, key=lambda h: int(h.InstanceNumber))
 
 
-def stack_slices(headers, where):
+def stack_slices(headers: Sequence[Dataset], where: str | Path) -> SliceStack:
     """Order the headers of one series along the slice normal and compute spacing, origin and direction.
 
     Args:
@@ -193,14 +200,14 @@ def stack_slices(headers, where):
     for header, position in zip(headers, positions):
         if position is None or len(position) != 3:
             raise input_error(where, f"{_name(header)} has no valid ImagePositionPatient while other slices do")
-    heights = np.asarray([p @ normal for p in positions])
-    order = np.argsort(heights, kind="stable")
+    points = np.asarray(positions, dtype=float)
+    order = np.argsort(points @ normal, kind="stable")
     ordered = [headers[n] for n in order]
-    heights = heights[order]
-    positions = np.asarray(positions)[order]
+    points = points[order]
+    heights = points @ normal
     if len(ordered) == 1:
         dk = _nominal_slice_spacing(ordered[0])
     else:
         dk = _check_steps(ordered, heights, where)
-        _check_not_sheared(ordered, positions, normal, min(di, dj), where)
-    return SliceStack(ordered, (di, dj, dk), tuple(positions[0]), direction)
+        _check_not_sheared(ordered, points, normal, min(di, dj), where)
+    return SliceStack(ordered, (di, dj, dk), tuple(points[0]), direction)

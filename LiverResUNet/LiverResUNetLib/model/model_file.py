@@ -13,6 +13,7 @@ import json
 import pickle
 import platform
 import re
+import typing
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ from LiverResUNetLib.model.resunet import build_network
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.volume import LABEL_NAMES
 
+if typing.TYPE_CHECKING:
+    import torch
+
 FILE_FORMAT = "LiverResUNet-model"
 FORMAT_VERSION = 1
 _SHOWN_DIFFERENCES = 5
@@ -35,7 +39,7 @@ _SHOWN_DIFFERENCES = 5
 class LoadedModel:
     """A network ready for inference and the card that says how to feed it."""
 
-    network: object
+    network: "torch.nn.Module"
     card: dict
     path: Path | None = None
 
