@@ -2,8 +2,9 @@
 
 A small ResUNet (base width 8, depth 4) trained for 500 steps of 96-pixel patches on a small phantom cohort (for tumors)
 plus the real fixture CT Testing/Data/totalsegmentator-example/ct_dicom with the liver of its TotalSegmentator
-label map (label 5, Apache-2.0, in the repository), then `segment` on that fixture CT. A model trained on
-phantoms alone finds nothing in real CT, and an empty label map would pin nothing. Testing/test_golden.py runs
+label map (label 5, Apache-2.0, in the repository), with the default preprocessing (only the network is small),
+then `segment` on that fixture CT; it prints the map's liver Dice against that liver and its tumor voxels. A model
+trained on phantoms alone finds nothing in real CT, and an empty label map would pin nothing. Testing/test_golden.py runs
 the same `segment` with the committed model and compares its label map with the committed one, so a change
 in reading, preprocessing, the network or post-processing that moves the result fails a test.
 
@@ -22,9 +23,10 @@ import numpy as np
 
 from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.datasets.prepare import add_case
+from LiverResUNetLib.evaluation.metrics import binary_metrics
 from LiverResUNetLib.io.dicom_series import read_series
 from LiverResUNetLib.io.image_file import read_image
-from LiverResUNetLib.volume import LIVER
+from LiverResUNetLib.volume import LIVER, TUMOR
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "Testing" / "Data" / "golden"
@@ -54,6 +56,15 @@ def fixture_case() -> Case:
                 str(FIXTURE))
 
 
+def describe(labels_path: Path) -> str:
+    """Why the label map pins something: its liver Dice against the fixture's TotalSegmentator liver, its tumor
+    voxels (an empty or trivial map would pin nothing)."""
+    labels, reference = read_image(labels_path).array, fixture_case().label.array
+    dice = binary_metrics(labels > 0, reference > 0, (1.0, 1.0, 1.0))["dice"]
+    return (f"liver Dice {dice:.3f} against TotalSegmentator's liver, {np.count_nonzero(labels > 0)} liver and "
+            f"{np.count_nonzero(labels == TUMOR)} tumor voxels")
+
+
 def main() -> None:
     GOLDEN.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as temporary:
@@ -64,7 +75,8 @@ def main() -> None:
         model = command("train", "--data", str(work / "prepared"), "--out", str(work / "run"), *TRAINING)
         shutil.copyfile(model.strip().splitlines()[-1], MODEL)
     command("segment", "--model", str(MODEL), "--input", str(FIXTURE_CT), "--output", str(EXPECTED))
-    print(f"wrote {MODEL.relative_to(REPO)} ({MODEL.stat().st_size // 1024} KB) and {EXPECTED.relative_to(REPO)}")
+    print(f"wrote {MODEL.relative_to(REPO)} ({MODEL.stat().st_size // 1024} KB) and {EXPECTED.relative_to(REPO)}: "
+          f"{describe(EXPECTED)}")
 
 
 if __name__ == "__main__":
