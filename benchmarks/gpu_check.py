@@ -7,7 +7,8 @@ On a CUDA machine (target: <= 8 minutes in all):
      network) on the real fixture CT, with and without autocast (target: Dice between them >= 0.999);
   3. training throughput: slices per second of the default network, batch 16 of 256 x 256, Dice + CE loss,
      AdamW, under bf16 autocast;
-  4. `torchrun --nproc_per_node=1 -m LiverResUNetLib train` on two tiny phantom patients: one DDP process on
+  4. `torchrun --nproc_per_node=1 -m LiverResUNetLib train` on two tiny phantom patients: one DDP process (in a
+     process group of one: DDP and its all-reduces run for real; the card records the backend) on
      the NCCL backend (gloo on the CPU).
 --cpu-dry-run does the same on the CPU with tiny sizes, full precision against CPU bf16 autocast, and gloo,
 so that a test proves the script runs; its timings mean nothing. Prints one JSON object; exit status 1 when
@@ -32,7 +33,7 @@ import torch
 from LiverResUNetLib.evaluation.metrics import overlap_metrics
 from LiverResUNetLib.inference import predictor
 from LiverResUNetLib.io.dicom_series import read_series
-from LiverResUNetLib.model.model_file import LoadedModel, load_model, new_card
+from LiverResUNetLib.model.model_file import LoadedModel, load_model, new_card, read_card
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.phantom.anatomy import generate_patient
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
@@ -142,9 +143,11 @@ def torchrun_smoke(device: torch.device) -> dict:
              "--set", "preprocessing.input_size=32", "--set", "network.depth=3", "--set", "network.base_width=8"],
             capture_output=True, text=True)
         seconds = time.perf_counter() - started
-        return {"backend": "nccl" if device.type == "cuda" else "gloo", "exit_code": result.returncode,
-                "model_written": (work / "run" / "model.pth").is_file(), "seconds": round(seconds, 1),
-                **({"stderr_tail": result.stderr[-800:]} if result.returncode else {})}
+        model = work / "run" / "model.pth"
+        # The backend the run's process group really used, as its model card records it.
+        backend = read_card(model)["training"]["backend"] if model.is_file() else None
+        return {"backend": backend, "exit_code": result.returncode, "model_written": model.is_file(),
+                "seconds": round(seconds, 1), **({"stderr_tail": result.stderr[-800:]} if result.returncode else {})}
 
 
 def main() -> int:
@@ -164,7 +167,8 @@ def main() -> int:
         "torchrun": torchrun_smoke(device),
     }
     figures["total_s"] = round(time.perf_counter() - started, 1)
-    checks = {"torchrun": figures["torchrun"]["exit_code"] == 0 and figures["torchrun"]["model_written"]}
+    checks = {"torchrun": figures["torchrun"]["exit_code"] == 0 and figures["torchrun"]["model_written"]
+              and figures["torchrun"]["backend"] == ("gloo" if dry else "nccl")}
     if not dry:
         checks["autocast_agreement"] = min(figures["autocast"]["dice_mixed_vs_fp32"].values()) >= AGREEMENT_TARGET
         checks["inference_warm"] = figures["inference"]["warm_s"] <= WARM_SECONDS_TARGET

@@ -1,11 +1,14 @@
 """Multi-process training with torch's own DDP, as launched by ``torchrun`` (one process per GPU or CPU slot).
 
-``torchrun`` sets RANK, WORLD_SIZE and LOCAL_RANK; without them training runs in one process and every
-function here does nothing. Rank 0 is the only process that writes files and prints progress.
+``torchrun`` sets RANK, WORLD_SIZE and LOCAL_RANK; with them the process joins the process group, even alone
+(WORLD_SIZE=1: DDP and its all-reduces run for real, e.g. a 1-process NCCL smoke run); without them training
+runs in one process and every function here does nothing. Rank 0 is the only process that writes files and
+prints progress.
 """
 
 import datetime
 import os
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -20,10 +23,12 @@ class DistributedContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: typing.Optional[str] = None
 
     @property
     def enabled(self):
-        return self.world_size > 1
+        """True in a process group (launched by torchrun), whatever its size."""
+        return self.backend is not None
 
     @property
     def is_main(self):
@@ -31,24 +36,43 @@ class DistributedContext:
 
 
 def start_distributed(device):
-    """Join the process group that ``torchrun`` set up (gloo on CPU, nccl on CUDA); no-op for one process.
+    """Join the process group that ``torchrun`` set up (gloo on CPU, nccl on CUDA) whenever its environment
+    (RANK and WORLD_SIZE) is present, also for one process; outside torchrun a plain single-process context.
 
-    With several processes on CUDA each one takes the GPU of its LOCAL_RANK.
+    Each process on CUDA takes the GPU of its LOCAL_RANK.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return DistributedContext(device)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=60))
-    return DistributedContext(device, rank, world_size, local_rank)
+    return DistributedContext(device, rank, world_size, local_rank, dist.get_backend())
+
+
+def uses_sync_batchnorm(context: DistributedContext) -> bool:
+    """Whether BatchNorm should normalise over the global batch of every process (SyncBatchNorm).
+
+    Only when several processes train on CUDA: torch's SyncBatchNorm runs on GPUs only (not on the CPU with
+    gloo), so there each process keeps plain BatchNorm over its own batch; one process has nothing to sync.
+    """
+    return context.world_size > 1 and context.device.type == "cuda"
+
+
+def synchronise_batchnorm(network: torch.nn.Module, context: DistributedContext) -> torch.nn.Module:
+    """``network`` with its BatchNorm layers made SyncBatchNorm where :func:`uses_sync_batchnorm` says so.
+
+    The layers keep their parameters and state-dict keys, so the model file written from the converted network
+    is the plain network's, which inference loads.
+    """
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(network) if uses_sync_batchnorm(context) else network
 
 
 def wrap_network(network, context):
-    """The network wrapped in DistributedDataParallel when several processes train it."""
+    """The network wrapped in DistributedDataParallel in a process group (even of one process)."""
     if not context.enabled:
         return network
     ids = [context.device.index] if context.device.type == "cuda" else None

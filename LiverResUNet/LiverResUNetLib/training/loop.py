@@ -168,7 +168,8 @@ class _Run:
         self.sampler = BalancedSliceSampler(self.slices.categories, fractions, config.seed,
                                             self.context.rank, self.context.world_size, lesions)
         torch.manual_seed(config.seed)
-        self.network = build_network(dataset.architecture).to(self.context.device)
+        self.network = distributed.synchronise_batchnorm(build_network(dataset.architecture).to(self.context.device),
+                                                         self.context)
         self.model = distributed.wrap_network(self.network, self.context)
         optimization = config.optimization
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=optimization.learning_rate,
@@ -332,7 +333,8 @@ class _Run:
             "data": str(self.config.data), "cases": sorted(self.dataset.sources), "split": self.split.to_dict(),
             "history": self.state["history"], "epochs": len(self.state["history"]),
             "seconds": round(self.state["seconds"], 1), "device": str(self.context.device),
-            "processes": self.context.world_size, "config": self.config.to_dict()}
+            "processes": self.context.world_size, "backend": self.context.backend,
+            "config": self.config.to_dict()}
         metrics = {key: best.get(key) for key in ("val_liver_dice", "val_tumor_dice", "epoch")}
         return new_card(self.dataset.architecture, self.dataset.params.to_dict(), training=training, metrics=metrics)
 
