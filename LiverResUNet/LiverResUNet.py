@@ -291,13 +291,13 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         path = Path(self.ui.modelPathLineEdit.currentPath or ".")
         if not path.is_file():
             self.ui.modelCardLabel.text = _("No model file selected.")
-        elif importlib.util.find_spec("torch") is None:
-            self.ui.modelCardLabel.text = _("PyTorch is not installed yet: it is installed when you press Apply.")
         else:
             from LiverResUNetLib.model.model_file import read_card
 
             try:
                 self.ui.modelCardLabel.text = describe_model_card(read_card(path))
+            except ModuleNotFoundError:  # a model file written before its card was also stored as JSON needs torch
+                self.ui.modelCardLabel.text = _("PyTorch is not installed yet: it is installed when you press Apply.")
             except Exception as error:  # shown, not raised: the user may still be picking the file
                 self.ui.modelCardLabel.text = _("Not a usable model file: {error}").format(error=error)
 

@@ -2,13 +2,16 @@
 
 import json
 import pickle
+import subprocess
+import sys
+import zipfile
 
 import pytest
 import torch
 
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.model.model_file import (FILE_FORMAT, FORMAT_VERSION, LoadedModel, load_model, new_card,
-                                              read_card, save_model)
+from LiverResUNetLib.model.model_file import (CARD_RECORD, FILE_FORMAT, FORMAT_VERSION, LoadedModel, load_model,
+                                              new_card, read_card, save_model)
 from LiverResUNetLib.model.resunet import build_network
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.volume import LABEL_NAMES
@@ -58,6 +61,48 @@ def test_read_card_gives_the_card_alone(tmp_path):
     tiny_model_file(path, metrics={"val_tumor_dice": 0.8})
     assert read_card(path) == load_model(path).card
     assert read_card(path)["metrics"] == {"val_tumor_dice": 0.8}
+
+
+def card_records(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name).decode() for name in archive.namelist() if name.endswith(CARD_RECORD)}
+
+
+def read_card_elsewhere(path):
+    """``(card, torch imported?)`` of ``read_card(path)`` in a fresh Python, as the Slicer module reads it."""
+    code = ("import json, sys; from LiverResUNetLib.model.model_file import read_card; "
+            "print(json.dumps([read_card(sys.argv[1]), 'torch' in sys.modules]))")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_a_model_files_card_is_also_a_json_record_of_its_archive(tmp_path):
+    path = tmp_path / "model.pth"
+    tiny_model_file(path)
+    (name, text), = card_records(path).items()
+    with zipfile.ZipFile(path) as archive:
+        folder = archive.namelist()[0].split("/")[0]  # torch's folder: every record lies in it
+    assert name == f"{folder}/{CARD_RECORD}" and json.loads(text) == load_model(path).card
+
+
+def test_reading_a_cards_needs_no_torch_and_an_older_files_card_still_reads(tmp_path):
+    new, old = tmp_path / "new.pth", tmp_path / "old.pth"
+    tiny_model_file(new, metrics={"val_tumor_dice": 0.8})
+    write_raw(old, torch.load(new, weights_only=True))  # as save_model wrote files before the JSON record
+    assert not card_records(old)
+    assert read_card_elsewhere(new) == [load_model(new).card, False]
+    assert read_card_elsewhere(old) == [load_model(old).card, True]
+
+
+def test_a_json_record_that_differs_from_the_card_is_refused(tmp_path):
+    path = tmp_path / "model.pth"
+    tiny_model_file(path)
+    content = torch.load(path, weights_only=True)
+    write_raw(path, content)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(f"model/{CARD_RECORD}", json.dumps({**json.loads(content["card"]), "metrics": {"x": 1}}))
+    with pytest.raises(InputError, match="JSON record .* differs"):
+        load_model(path)
 
 
 def test_saving_a_network_its_card_does_not_describe_writes_nothing(tmp_path):

@@ -239,6 +239,25 @@ def test_apply_disables_the_panels_and_cancel_restores_everything(segment_widget
     assert not widget.errors
 
 
+def test_the_model_card_shows_before_pytorch_is_installed(segment_widget, tiny_model_path, tmp_path, monkeypatch):
+    import torch
+
+    from LiverResUNetLib.model.model_file import read_card
+    from LiverResUNetLib.scene.logic import describe_model_card
+
+    older = tmp_path / "older.pth"
+    torch.save(torch.load(tiny_model_path, weights_only=True), older)  # without the card's JSON record
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails, as in a Slicer without PyTorch
+    widget = segment_widget
+    widget.ui.modelPathLineEdit.currentPath = str(tiny_model_path)
+    widget.updateModelCard()
+    assert widget.ui.modelCardLabel.text == describe_model_card(read_card(tiny_model_path))
+    assert "Trained on" in widget.ui.modelCardLabel.text or "Untrained" in widget.ui.modelCardLabel.text
+    widget.ui.modelPathLineEdit.currentPath = str(older)
+    widget.updateModelCard()
+    assert widget.ui.modelCardLabel.text.startswith("PyTorch is not installed yet")
+
+
 def test_a_failed_apply_shows_the_error_and_leaves_the_scene(segment_widget, tmp_path):
     widget = segment_widget
     not_a_model = tmp_path / "notes.pth"

@@ -3,6 +3,9 @@
 The file is a PyTorch archive holding only a dict of plain data: the format name, the card as a JSON
 string and the state dict (tensors). It is read with ``torch.load(weights_only=True)``, whose unpickler
 refuses every object that is not a tensor or plain data, so a crafted file cannot execute anything.
+The archive (a zip file) also holds the card as a plain JSON record, so that showing a model's card reads
+that record with ``zipfile`` and ``json`` alone: no torch, nothing unpickled. Files written before the
+record existed are read with ``torch.load(weights_only=True)``.
 The card says everything needed to use the weights: the architecture, the preprocessing the network was
 trained with, the class names, how it was trained, its validation metrics and the software versions.
 """
@@ -23,7 +26,6 @@ import numpy as np
 from LiverResUNetLib import __version__
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.model.resunet import build_network
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.volume import LABEL_NAMES
 
@@ -32,6 +34,8 @@ if typing.TYPE_CHECKING:
 
 FILE_FORMAT = "LiverResUNet-model"
 FORMAT_VERSION = 1
+# The card as JSON, in the archive's folder beside torch's records (which torch ignores when loading).
+CARD_RECORD = "card.json"
 _SHOWN_DIFFERENCES = 5
 
 
@@ -56,6 +60,8 @@ def new_card(architecture, preprocessing, training=None, metrics=None):
     when the model is saved rather than when a user opens it.
     """
     import torch
+
+    from LiverResUNetLib.model.resunet import build_network
 
     params = preprocessing if isinstance(preprocessing, PreprocessingParams) \
         else PreprocessingParams.from_dict(preprocessing)
@@ -87,18 +93,32 @@ def save_model(path, network, card):
     """Write ``network``'s weights and ``card`` to ``path`` atomically (a crash leaves no half-written file)."""
     import torch
 
+    from LiverResUNetLib.model.resunet import build_network
+
     differences = _state_differences(build_network(card["architecture"]).state_dict(), network.state_dict())
     if differences:
         raise ValueError(f"the network does not match the card's architecture: {differences}")
     weights = {name: value.detach().to("cpu").contiguous() for name, value in network.state_dict().items()}
+    text = json.dumps(card)
     with atomic_path(path) as temporary:
-        torch.save({"format": FILE_FORMAT, "card": json.dumps(card), "weights": weights}, temporary)
+        torch.save({"format": FILE_FORMAT, "card": text, "weights": weights}, temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(f"{_archive_folder(archive)}/{CARD_RECORD}", text)
     return Path(path)
 
 
 def read_card(path):
-    """The card of the model file ``path``, without reading its weights (memory-mapped, nothing copied)."""
-    return _read_file(path, mmap=True)[0]
+    """The card of the model file ``path``, without its weights and, for files holding the card's JSON record,
+    without torch (the Slicer module shows it before PyTorch is installed). The card is checked as
+    :func:`load_model` checks it, except that the architecture is built, and the weights checked against it,
+    only when the model is loaded."""
+    _check_archive(path)
+    text = _card_record(path)
+    if text is None:
+        return _read_file(path, mmap=True)[0]
+    card = _parse_card(text, path)
+    _check_card(card, path)
+    return card
 
 
 def load_model(path, device="cpu"):
@@ -109,6 +129,8 @@ def load_model(path, device="cpu"):
             holding objects that are not plain data, written by a newer version, or weights that do not
             match the card's architecture (the differing parameters are named).
     """
+    from LiverResUNetLib.model.resunet import build_network
+
     card, weights = _read_file(path, mmap=False)
     network = build_network(card["architecture"])
     differences = _state_differences(network.state_dict(), weights)
@@ -124,13 +146,7 @@ def _read_file(path, mmap):
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise input_error(path, "model file does not exist")
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as stream:
-            is_zip_start = stream.read(4) == b"PK\x03\x04"
-        raise input_error(path, "truncated or corrupt model file (its archive is incomplete)" if is_zip_start
-                          else "not a LiverResUNet model file")
+    _check_archive(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
@@ -142,19 +158,58 @@ def _read_file(path, mmap):
         raise input_error(path, f"truncated or corrupt model file ({_first_line(error)})") from None
     if not isinstance(content, dict) or content.get("format") != FILE_FORMAT:
         raise input_error(path, "not a LiverResUNet model file (it has no model card)")
-    try:
-        card = json.loads(content["card"])
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise input_error(path, f"the model card is not valid JSON ({error})") from None
+    record = _card_record(path)
+    if record is not None and record != content.get("card"):
+        raise input_error(path, f"the model card's JSON record ({CARD_RECORD}) differs from the card beside the "
+                                "weights")
+    card = _parse_card(content.get("card"), path)
     _check_card(card, path)
+    _check_network(card, path)
     weights = content.get("weights")
     if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
         raise input_error(path, "the model file holds no weights")
     return card, weights
 
 
+def _check_archive(path):
+    """InputError unless ``path`` is a whole zip archive (every model file is one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise input_error(path, "model file does not exist")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as stream:
+            is_zip_start = stream.read(4) == b"PK\x03\x04"
+        raise input_error(path, "truncated or corrupt model file (its archive is incomplete)" if is_zip_start
+                          else "not a LiverResUNet model file")
+
+
+def _archive_folder(archive):
+    """The folder that torch puts every record of its archive in."""
+    names = archive.namelist()
+    return names[0].split("/")[0] if names else ""
+
+
+def _card_record(path):
+    """The text of the card's JSON record in the archive ``path``; None when it has none (an older file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = f"{_archive_folder(archive)}/{CARD_RECORD}"
+            if name not in archive.namelist():
+                return None
+            return archive.read(name).decode("utf-8")
+    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError) as error:
+        raise input_error(path, f"truncated or corrupt model file ({_first_line(error)})") from None
+
+
+def _parse_card(text, path):
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError) as error:
+        raise input_error(path, f"the model card is not valid JSON ({error})") from None
+
+
 def _check_card(card, path):
-    """InputError unless ``card`` is one this version can use."""
+    """InputError unless ``card`` is one this version can use (its network aside: see :func:`_check_network`)."""
     if not isinstance(card, dict):
         raise input_error(path, "the model card is not a JSON object")
     version = card.get("format_version")
@@ -169,11 +224,20 @@ def _check_card(card, path):
     if list(card["class_names"]) != list(LABEL_NAMES):
         raise input_error(path, f"the model's classes {card['class_names']} are not {list(LABEL_NAMES)}")
     try:
-        params = PreprocessingParams.from_dict(card["preprocessing"])
+        PreprocessingParams.from_dict(card["preprocessing"])
+    except (TypeError, ValueError) as error:
+        raise input_error(path, f"the model card is not usable: {error}") from None
+
+
+def _check_network(card, path):
+    """InputError unless the card's architecture can be built and takes its preprocessing's slices."""
+    from LiverResUNetLib.model.resunet import build_network
+
+    try:
         network = build_network(card["architecture"])
     except (TypeError, ValueError) as error:
         raise input_error(path, f"the model card is not usable: {error}") from None
-    problem = _mismatch(network, params)
+    problem = _mismatch(network, PreprocessingParams.from_dict(card["preprocessing"]))
     if problem:
         raise input_error(path, problem)
 
