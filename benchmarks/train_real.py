@@ -4,7 +4,8 @@ Accuracy is judged on real CT. This trains on one real patient and tests on the 
 1.7 -> 1.1), each with the default configuration (or --config / --set for an experiment), through the real
 commands a user chains:
   1. `prepare` each patient of ../shared/data/3Dircadb1 (reused by later runs);
-  2. `train --val-fraction 0 --max-minutes M` on one patient (nnU-Net's fold "all": the last model is kept);
+  2. `train --val-fraction 0 --max-minutes M` on one patient (nnU-Net's fold "all": the last model is kept),
+     with --phantoms N that patient plus N phantom patients (`phantom`, then `prepare`), for tumor variety;
   3. `evaluate` that model on the other patient.
 Per direction and pooled over both: Dice, IoU, sensitivity, specificity of liver and tumor, lesion detection.
 Pooled = the voxel counts of both test patients summed (metrics.summarise over the two evaluated cases).
@@ -14,6 +15,7 @@ Nothing derived from the real data leaves benchmarks/output/ (git-ignored): the 
 
 Usage (from the repository root; about 2 x (M + 2) minutes on 2 CPU cores):
     .venv/bin/python benchmarks/train_real.py [--minutes 20] [--tag NAME] [--config YAML] [--set KEY=VALUE ...]
+        [--phantoms N]
 Writes benchmarks/output/train_real/<tag>/results.json; exit status 1 when a target is missed.
 """
 
@@ -42,6 +44,8 @@ def parse_arguments() -> argparse.Namespace:
                         help="passed to `train --set` (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")
     parser.add_argument("--data", type=Path, default=REAL_DATA, help="folder holding the two patients")
+    parser.add_argument("--phantoms", type=int, default=0, metavar="N",
+                        help="phantom patients (512 x 512) added to each training set (default 0: real CT only)")
     return parser.parse_args()
 
 
@@ -61,6 +65,38 @@ def prepared(patient: str, data: Path) -> Path:
     return dataset
 
 
+def phantom_cohort(patients: int) -> Path:
+    """A prepared cohort of ``patients`` phantom patients at the real matrix (512 x 512), made once.
+
+    Numbered from 101 (3Dircadb1.101, ...): case ids must not clash with the real patients'."""
+    cohort = OUTPUT / "phantoms" / str(patients)
+    if not (cohort / "prepared" / "dataset.json").is_file():
+        shutil.rmtree(cohort, ignore_errors=True)
+        command("phantom", "--out", cohort / "dicom", "--patients", patients, "--size", 512,
+                "--first", 101)
+        command("prepare", "--data", cohort / "dicom", "--out", cohort / "prepared")
+    return cohort / "prepared"
+
+
+def training_set(patient: str, args: argparse.Namespace, folder: Path) -> Path:
+    """The real patient's prepared dataset, or with --phantoms one listing it and the phantom cases (by path)."""
+    real = prepared(patient, args.data)
+    if not args.phantoms:
+        return real
+    phantoms = phantom_cohort(args.phantoms)
+    cases = []
+    for dataset in (real, phantoms):
+        description = json.loads((dataset / "dataset.json").read_text())
+        cases += [{**case, "image": str(dataset / case["image"]), "label": str(dataset / case["label"])}
+                  for case in description["cases"]]
+    mixed = folder / f"{patient}_with_{args.phantoms}_phantoms"
+    mixed.mkdir(parents=True, exist_ok=True)
+    (mixed / "dataset.json").write_text(json.dumps({
+        "name": mixed.name, "labels": {"0": "background", "1": "liver", "2": "liver tumor"}, "cases": cases},
+        indent=2))
+    return mixed
+
+
 def scores(structure: dict) -> dict:
     return {metric: structure.get(metric) for metric in REPORTED}
 
@@ -69,7 +105,7 @@ def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> 
     """Train on ``train``, evaluate on ``test``; the figures of this direction and the evaluated case."""
     run = folder / f"{train}_to_{test}"
     shutil.rmtree(run, ignore_errors=True)
-    training = ["train", "--data", prepared(train, args.data), "--out", run / "run", "--val-fraction", "0",
+    training = ["train", "--data", training_set(train, args, folder), "--out", run / "run", "--val-fraction", "0",
                 "--max-minutes", args.minutes, "--threads", args.threads, "--device", "cpu"]
     if args.config:
         training += ["--config", args.config]
@@ -112,6 +148,7 @@ def main() -> int:
     pooled = summarise(cases)
     summary = {
         "tag": args.tag, "minutes": args.minutes, "config": str(args.config or "defaults"), "set": args.set,
+        "phantoms": args.phantoms,
         "directions": results,
         "pooled": {name: scores(pooled["global"][name]) for name in ("liver", "tumor")},
         "pooled_lesions": {key: pooled["lesions"][key] for key in ("reference_lesions", "detected", "missed",
