@@ -1,6 +1,7 @@
 """The building blocks of training: patient-wise splits, balanced sampling, augmentation, loss, checkpoints."""
 
 import math
+import os
 import pickle
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
+from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.augmentation import augment_batch, random_flip, random_intensity, random_rotate_scale
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import AugmentationConfig, SplitConfig
@@ -210,12 +212,25 @@ def test_intensity_changes_images_only_within_bounds():
     assert (changed - images).abs().max() <= 0.2 * 1.0 + 0.1 + 1e-6
 
 
-def test_augmentation_depends_only_on_the_generator_seed():
+def test_augmentation_depends_only_on_the_seed():
     images, labels = _batch()
     settings = AugmentationConfig(flip_probability=0.5)
-    first = augment_batch(images, labels, settings, torch.Generator().manual_seed(9))
-    again = augment_batch(images, labels, settings, torch.Generator().manual_seed(9))
+    first = augment_batch(images, labels, settings, 9)
+    again = augment_batch(images, labels, settings, 9)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    other = augment_batch(images, labels, settings, 10)
+    assert not torch.equal(first[0], other[0])
+
+
+def test_the_noise_is_drawn_on_the_batchs_device_from_its_own_generator():
+    images, _ = _batch()
+    noise = torch.Generator(device=images.device).manual_seed(4)
+    noisy = random_intensity(images, 1.0, 0.0, 0.0, 0.5, torch.Generator().manual_seed(1), noise)
+    same = random_intensity(images, 1.0, 0.0, 0.0, 0.5, torch.Generator().manual_seed(1),
+                            torch.Generator().manual_seed(4))
+    other = random_intensity(images, 1.0, 0.0, 0.0, 0.5, torch.Generator().manual_seed(1),
+                             torch.Generator().manual_seed(5))
+    assert torch.equal(noisy, same) and not torch.equal(noisy, other)
 
 
 def test_loss_is_low_for_the_right_answer_and_high_for_the_wrong_one():
@@ -254,3 +269,38 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     torch.save({"format": "something else"}, tmp_path / "other.pth")
     with pytest.raises(InputError, match="not a LiverResUNet"):
         load_checkpoint(tmp_path / "other.pth")
+
+
+def test_step_batches_are_the_same_made_in_this_process_or_by_two_workers(tmp_path):
+    rng = np.random.default_rng(0)
+    cases = []
+    for name in ("a", "b", "c"):
+        labels = np.zeros((6, 16, 16), np.uint8)
+        labels[1:5, 4:12, 4:12] = 1
+        labels[2:4, 6:9, 6:9] = 2
+        cases.append((name, rng.random((6, 16, 16)).astype(np.float16), labels))
+    slices = SliceSet(store_slices(cases, tmp_path / "store", {}), ["a", "c"], context_slices=1)
+    sampler = BalancedSliceSampler(slices.categories, (0.2, 0.4, 0.4), seed=3)
+    batches = StepBatches(slices, sampler, batch_size=4, steps_per_epoch=3, seed=3, rank=0, patch_size=8)
+    keys = [(0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
+    here = list(batches.loader(keys, workers=0))
+    made_by_workers = list(batches.loader(keys, workers=2))
+    assert len(here) == len(made_by_workers) == 5
+    for (images, labels), (other_images, other_labels) in zip(here, made_by_workers):
+        assert images.shape == (4, 3, 8, 8) and labels.shape == (4, 8, 8)
+        assert torch.equal(images, other_images) and torch.equal(labels, other_labels)
+    # Item (1, 1) is the same batch whenever it is asked for (a resume starts the loader there).
+    assert all(torch.equal(a, b) for a, b in zip(batches[1, 1], here[2]))
+    assert not torch.equal(here[1][0], here[2][0])
+    assert np.array_equal(slices.batch(sampler.epoch_indices(1, 12)[4:8], 8,
+                                       np.random.default_rng(step_seed(3, 1, 1, 0)))[0], here[2][0])
+
+
+def test_default_workers_leave_a_core_to_each_training_process(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert default_workers() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert default_workers() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
+    assert default_workers() == 0

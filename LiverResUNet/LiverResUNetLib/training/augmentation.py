@@ -1,9 +1,11 @@
 """Random changes to training slices, applied to a whole batch at once on the training device.
 
 Each transform has one job (flip; rotation + scaling; intensity) and takes an explicit ``torch.Generator``
-so that a batch's augmentation depends only on the seed, epoch and step: a resumed run sees exactly the
-batches the interrupted one would have seen. Geometry moves images and labels together (labels with
-nearest-neighbour sampling, so they stay 0/1/2); intensity changes touch the images only.
+so that a batch's augmentation depends only on the step's seed: a resumed run sees exactly the batches the
+interrupted one would have seen. The few per-sample parameters are drawn on the CPU; the work on pixels, and
+the one per-pixel draw (the noise, from a generator on the batch's device), happen where the batch is, so on
+a GPU no step waits for the CPU. Geometry moves images and labels together (labels with nearest-neighbour
+sampling, so they stay 0/1/2); intensity changes touch the images only.
 """
 
 import math
@@ -21,9 +23,10 @@ def random_flip(images, labels, probability, generator):
         probability: chance that a sample is flipped.
         generator: the source of randomness (on the CPU).
     """
-    flip = (torch.rand(images.shape[0], generator=generator) < probability).to(images.device)
+    flip = torch.rand(images.shape[0], generator=generator) < probability
     if not flip.any():
         return images, labels
+    flip = flip.to(images.device)
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
     return images, labels
@@ -61,7 +64,7 @@ def random_rotate_scale(images, labels, probability, max_degrees, scale_range, g
     return images, labels
 
 
-def random_intensity(images, probability, contrast, brightness, noise_std, generator):
+def random_intensity(images, probability, contrast, brightness, noise_std, generator, noise_generator=None):
     """Scale contrast about each sample's mean, shift brightness, add Gaussian noise.
 
     Args:
@@ -70,25 +73,34 @@ def random_intensity(images, probability, contrast, brightness, noise_std, gener
         contrast: largest relative contrast change (0.15: factor in [0.85, 1.15]).
         brightness: largest shift, in preprocessed intensity units.
         noise_std: largest standard deviation of the added noise.
-        generator: the source of randomness (on the CPU).
+        generator: the source of the per-sample parameters (on the CPU).
+        noise_generator: the source of the noise, on the images' device (None: ``generator``, images on the CPU).
     """
     batch = images.shape[0]
     chosen = (torch.rand(batch, generator=generator) < probability).to(images.dtype)
     factor = 1 + (torch.rand(batch, generator=generator) * 2 - 1) * contrast * chosen
     shift = (torch.rand(batch, generator=generator) * 2 - 1) * brightness * chosen
     sigma = torch.rand(batch, generator=generator) * noise_std * chosen
-    noise = torch.randn(images.shape, generator=generator)
+    noise = torch.randn(images.shape, generator=noise_generator or generator, device=images.device,
+                        dtype=images.dtype)
     view = (batch, 1, 1, 1)
     factor, shift, sigma = (value.view(view).to(images.device, images.dtype) for value in (factor, shift, sigma))
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    return (images - mean) * factor + mean + shift + sigma * noise.to(images.device, images.dtype)
+    return (images - mean) * factor + mean + shift + sigma * noise
 
 
-def augment_batch(images, labels, settings, generator):
-    """Apply every transform of an ``AugmentationConfig`` to a batch; returns new ``(images, labels)``."""
+def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings, seed: int):
+    """Apply every transform of an ``AugmentationConfig`` to a batch, on its device; returns new ``(images, labels)``.
+
+    Everything random follows from ``seed``: the parameters from a CPU generator, the noise from a generator
+    on the batch's device seeded from the first.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    noise_seed = int(torch.randint(2 ** 62, (1,), generator=generator))
+    noise_generator = torch.Generator(device=images.device).manual_seed(noise_seed)
     images, labels = random_flip(images, labels, settings.flip_probability, generator)
     images, labels = random_rotate_scale(images, labels, settings.probability, settings.rotation_degrees,
                                          (settings.scale_min, settings.scale_max), generator)
     images = random_intensity(images, settings.probability, settings.contrast, settings.brightness,
-                              settings.noise_std, generator)
+                              settings.noise_std, generator, noise_generator)
     return images, labels

@@ -83,6 +83,7 @@ class RuntimeConfig:
     max_minutes: typing.Optional[float] = None
     threads: typing.Optional[int] = None
     checkpoint_every_steps: int = 20
+    workers: typing.Optional[int] = None
 
 
 SCHEDULES = ("cosine", "poly", "constant")
@@ -138,6 +139,8 @@ class TrainConfig:
             problems.append("optimization.learning_rate must be > 0")
         if self.runtime.checkpoint_every_steps < 1:
             problems.append("runtime.checkpoint_every_steps must be at least 1")
+        if self.runtime.workers is not None and self.runtime.workers < 0:
+            problems.append("runtime.workers must be at least 0 (0: batches made in the training process)")
         if problems:
             raise input_error(source, "; ".join(problems))
         return self

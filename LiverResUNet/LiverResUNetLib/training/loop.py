@@ -31,6 +31,7 @@ from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.training import distributed
 from LiverResUNetLib.training.augmentation import augment_batch
+from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import TrainConfig, resume_differences, write_config
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
@@ -165,8 +166,11 @@ class _Run:
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
         lesions = self.slices.lesions() if config.sampling.balance_lesions else None
-        self.sampler = BalancedSliceSampler(self.slices.categories, fractions, config.seed,
-                                            self.context.rank, self.context.world_size, lesions)
+        sampler = BalancedSliceSampler(self.slices.categories, fractions, config.seed,
+                                       self.context.rank, self.context.world_size, lesions)
+        self.batches = StepBatches(self.slices, sampler, config.optimization.batch_size,
+                                   config.optimization.steps_per_epoch, config.seed, self.context.rank,
+                                   config.sampling.patch_size)
         torch.manual_seed(config.seed)
         self.network = distributed.synchronise_batchnorm(build_network(dataset.architecture).to(self.context.device),
                                                          self.context)
@@ -188,14 +192,14 @@ class _Run:
         seconds_before = self.state["seconds"]
         self.time_used = self._share_of_time_limit()
         stop = self.state["epoch"] >= optimization.epochs or self._patience_exhausted() or self._time_spent()
+        batches = None if stop else iter(self._batch_loader())
         while not stop:
-            epoch, batch = self.state["epoch"], optimization.batch_size
-            indices = self.sampler.epoch_indices(epoch, optimization.steps_per_epoch * batch)
+            epoch = self.state["epoch"]
             self.model.train()
             out_of_time = False
             while self.state["step"] < optimization.steps_per_epoch:
                 step = self.state["step"]
-                loss = self._train_step(epoch, step, indices[step * batch:(step + 1) * batch])
+                loss = self._train_step(epoch, step, *next(batches))
                 self.state["loss_sum"] += loss
                 self.state["loss_count"] += 1
                 self.state["step"] += 1
@@ -223,15 +227,22 @@ class _Run:
                                "model is kept; resume with a larger --max-minutes to train on")
         return True
 
-    def _train_step(self, epoch, step, indices):
+    def _batch_loader(self):
+        """The batches of every step left in the run, in order, made ahead by ``runtime.workers`` processes."""
+        optimization, workers = self.config.optimization, self.config.runtime.workers
+        first_epoch, first_step = self.state["epoch"], self.state["step"]
+        keys = [(epoch, step) for epoch in range(first_epoch, optimization.epochs)
+                for step in range(first_step if epoch == first_epoch else 0, optimization.steps_per_epoch)]
+        return self.batches.loader(keys, default_workers() if workers is None else workers,
+                                   pin_memory=self.context.device.type == "cuda")
+
+    def _train_step(self, epoch, step, images, labels):
         if self.cancel is not None and self.cancel():
             raise Cancelled("training cancelled; --resume continues from the last checkpoint")
-        seed = _step_seed(self.config.seed, epoch, step, self.context.rank)
-        images, labels = self.slices.batch(indices, self.config.sampling.patch_size, np.random.default_rng(seed))
-        generator = torch.Generator().manual_seed(seed)
-        images, labels = augment_batch(images, labels, self.config.augmentation, generator)
         device = self.context.device
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        images, labels = augment_batch(images, labels, self.config.augmentation,
+                                       step_seed(self.config.seed, epoch, step, self.context.rank))
         self.state["lr"] = self._learning_rate(epoch, step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.state["lr"]
@@ -400,10 +411,6 @@ def _replace(config, out=None, fold=None, network=None, preprocessing=None):
 def _clock():
     """Seconds of a monotonic clock (a function of its own so that tests can run training on a fake clock)."""
     return time.monotonic()
-
-
-def _step_seed(seed, epoch, step, rank):
-    return int(np.random.SeedSequence([seed, epoch, step, rank]).generate_state(1)[0])
 
 
 def _score(liver, tumor):
