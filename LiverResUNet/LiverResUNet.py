@@ -176,6 +176,7 @@ class LiverResUNetParameterNode:
     outputSegmentation: vtkMRMLSegmentationNode
     replaceEdited: bool = False
     referenceSegmentation: vtkMRMLSegmentationNode
+    referenceSegFile: Path
     datasetFolder: Path
     caseId: str
 
@@ -215,6 +216,9 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.ui.saveCaseButton.connect("clicked(bool)", self.onSaveCaseButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self.ui.referenceSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                                      self.onReferenceSegmentationChanged)
+        self.ui.referenceSegFileLineEdit.connect("currentPathChanged(QString)", self.onReferenceSegFileChanged)
 
         for key, label in DEVICES:
             self.ui.deviceComboBox.addItem(_(label), key)
@@ -285,7 +289,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.saveCaseButton.enabled = (bool(result) and bool(parameters.inputVolume)
                                           and parameters.datasetFolder != Path() and bool(parameters.caseId))
         self.ui.compareButton.enabled = (bool(result) and bool(parameters.inputVolume)
-                                         and bool(parameters.referenceSegmentation))
+                                         and self.comparisonReference() is not None)
 
     def updateModelCard(self):
         path = Path(self.ui.modelPathLineEdit.currentPath or ".")
@@ -423,11 +427,28 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Saved as case {case} in {folder}.").format(case=parameters.caseId,
                                                                                     folder=folder)
 
+    def comparisonReference(self):
+        """The reference segmentation node, else the DICOM SEG file's path, else None."""
+        parameters = self._parameterNode
+        if parameters.referenceSegmentation:
+            return parameters.referenceSegmentation
+        return str(parameters.referenceSegFile) if parameters.referenceSegFile.is_file() else None
+
+    def onReferenceSegmentationChanged(self, node):
+        """One reference at a time: picking a segmentation clears the DICOM SEG file."""
+        if node and self._parameterNode:
+            self._parameterNode.referenceSegFile = Path()
+
+    def onReferenceSegFileChanged(self, path):
+        """One reference at a time: picking a DICOM SEG file clears the segmentation."""
+        if path and Path(path).is_file() and self._parameterNode:
+            self._parameterNode.referenceSegmentation = None
+
     def onCompareButton(self):
         with slicer.util.tryWithErrorDisplay(_("Failed to compare with the reference."), waitCursor=True):
             parameters = self._parameterNode
-            metrics = self.logic.compareWithReference(parameters.outputSegmentation,
-                                                      parameters.referenceSegmentation, parameters.inputVolume)
+            metrics = self.logic.compareWithReference(parameters.outputSegmentation, self.comparisonReference(),
+                                                      parameters.inputVolume)
             self.ui.compareResultLabel.text = describe_comparison(metrics)
 
 

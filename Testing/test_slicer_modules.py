@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 
 import pytest
 from LiverResUNetLib.errors import InputError
@@ -301,6 +302,56 @@ def test_export_to_dicom_needs_a_result_of_a_series_from_the_dicom_database(segm
     assert len(widget.errors) == 1 and "2 of its 2 DICOM files are no longer in the DICOM database" in \
         widget.errors[0]
     assert scene_node_ids() == before
+
+
+def test_compare_takes_a_segmentation_or_a_dicom_seg_file_one_at_a_time(segment_widget, tmp_path):
+    """The compare panel's DICOM SEG file: scored through the logic, one reference at a time, a bad file shown."""
+    import numpy as np
+    import slicer
+
+    from LiverResUNetLib.datasets.cases import discover_cases
+    from LiverResUNetLib.dicomseg.writer import write_seg
+    from LiverResUNetLib.io.dicom_series import find_series, read_series_headers
+    from LiverResUNetLib.phantom.ircadb_writer import write_cohort
+    from LiverResUNetLib.scene.files import read_dicom_series_node
+    from LiverResUNetLib.scene.logic import describe_comparison
+    from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation
+
+    widget, parameters = segment_widget, segment_widget._parameterNode
+    patient = write_cohort(tmp_path / "phantom", [2], size=32, seed=3, slices=12) / "3Dircadb1.2"
+    [case] = [source.load() for source in discover_cases(patient)]
+    stack, series_uid, _ = read_series_headers(patient / "PATIENT_DICOM")
+    seg_file = tmp_path / "reference_seg.dcm"
+    write_seg(case.label, stack, series_uid, {"software": {"liverresunet": "test"}}, seg_file)
+    parameters.inputVolume = read_dicom_series_node(slicer.mrmlScene, find_series(patient / "PATIENT_DICOM")[0])
+    shifted = case.label.with_array(np.roll(case.label.array, 2, axis=2))
+    parameters.outputSegmentation = slicer.mrmlScene.AddNode(labels_to_segmentation(shifted, closed_surface=False))
+    widget.updateButtons()
+    assert not widget.ui.compareButton.enabled, "no reference yet"
+
+    reference = slicer.mrmlScene.AddNode(labels_to_segmentation(case.label, closed_surface=False))
+    parameters.referenceSegmentation = reference
+    widget.onReferenceSegmentationChanged(reference)
+    parameters.referenceSegFile = seg_file
+    widget.onReferenceSegFileChanged(str(seg_file))  # what the path line edit's signal calls
+    assert parameters.referenceSegmentation is None and widget.comparisonReference() == str(seg_file)
+    widget.updateButtons()
+    assert widget.ui.compareButton.enabled
+    widget.onCompareButton()
+    expected = widget.logic.compareWithReference(parameters.outputSegmentation, reference, parameters.inputVolume)
+    assert widget.ui.compareResultLabel.text == describe_comparison(expected) and not widget.errors
+    assert 0 < expected["liver"]["dice"] < 1
+
+    widget.onReferenceSegmentationChanged(reference)
+    parameters.referenceSegmentation = reference
+    assert parameters.referenceSegFile == Path() and widget.comparisonReference() is reference
+
+    parameters.referenceSegmentation = None
+    parameters.referenceSegFile = patient / "PATIENT_DICOM" / "image_0"  # a CT slice, not a SEG
+    slicer.app.testing = False  # outside testing mode tryWithErrorDisplay shows the error, then raises it
+    with pytest.raises(InputError):
+        widget.onCompareButton()
+    assert len(widget.errors) == 1 and "image_0: is not a DICOM SEG" in widget.errors[0]
 
 
 def test_quantitative_reporting_exporter_is_found_when_installed(slicer_application, monkeypatch):
