@@ -163,3 +163,31 @@ def test_a_single_slice_volume_is_its_own_neighbour():
     fed = network.inputs[0]
     assert fed.shape == (1, 3, 32, 32)
     assert torch.equal(fed[:, 0], fed[:, 1]) and torch.equal(fed[:, 1], fed[:, 2])
+
+
+class DtypeNetwork(torch.nn.Module):
+    """A 1x1 convolution that records the dtype its arithmetic ran in."""
+
+    def __init__(self):
+        super().__init__()
+        self.convolution = torch.nn.Conv2d(3, 3, 1)
+        self.dtypes = []
+
+    def forward(self, inputs):
+        output = self.convolution(inputs)
+        self.dtypes.append(output.dtype)
+        return output
+
+
+def test_precision_chooses_the_networks_arithmetic():
+    ct = small_ct(slices=3)
+    network = DtypeNetwork()
+    model = LoadedModel(network, {"preprocessing": PARAMS.to_dict()})
+    auto = predict_volume(ct, model, device="cpu").array
+    fp32 = predict_volume(ct, model, device="cpu", precision="fp32").array
+    bf16 = predict_volume(ct, model, device="cpu", precision="bf16").array
+    assert network.dtypes == [torch.float32, torch.float32, torch.bfloat16], "auto is fp32 on the CPU"
+    np.testing.assert_array_equal(auto, fp32)
+    assert bf16.shape == fp32.shape and np.mean(bf16 == fp32) > 0.9
+    with pytest.raises(InputError, match="unknown precision"):
+        predict_volume(ct, model, device="cpu", precision="fp16")

@@ -76,22 +76,13 @@ def inference_seconds(device: torch.device, size: int, slices: int) -> dict:
 
 
 def autocast_agreement(device: torch.device, slices: int | None) -> dict:
-    """Dice between the golden model's label maps on the fixture CT (its first ``slices``) with mixed and
-    full precision: the predictor's autocast on CUDA, CPU bf16 autocast in the dry run."""
+    """Dice between the golden model's label maps on the fixture CT (its first ``slices``) with the predictor's
+    bf16 autocast and its fp32 (``precision``), on CUDA, or on the CPU in the dry run."""
     model, ct = load_model(GOLDEN_MODEL, device=device), read_series(FIXTURE_CT)
     if slices is not None:
         ct = Volume(ct.array[:slices], ct.spacing, ct.origin, ct.direction)
-    predictors_choice = predictor._autocast  # switched for the two runs, then restored
-    full_precision = contextlib.nullcontext
-    mixed_precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if device.type == "cpu" \
-        else (lambda: predictors_choice(device))
-    try:
-        predictor._autocast = lambda _device: full_precision()
-        full = predictor.predict_volume(ct, model, device=device).array
-        predictor._autocast = lambda _device: mixed_precision()
-        mixed = predictor.predict_volume(ct, model, device=device).array
-    finally:
-        predictor._autocast = predictors_choice
+    full = predictor.predict_volume(ct, model, device=device, precision="fp32").array
+    mixed = predictor.predict_volume(ct, model, device=device, precision="bf16").array
     agreement = {}
     for name, value in (("liver", 1), ("tumor", 2)):
         a, b = mixed >= value, full >= value

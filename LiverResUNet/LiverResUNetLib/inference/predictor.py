@@ -28,6 +28,9 @@ if typing.TYPE_CHECKING:
     from LiverResUNetLib.model.model_file import LoadedModel
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
+# The network's arithmetic. auto: mixed precision on a GPU (bfloat16 where supported, else float16), float32 on
+# the CPU; fp32: float32 everywhere; bf16: bfloat16 autocast on any device (e.g. to compare it with fp32).
+PRECISIONS = ("auto", "fp32", "bf16")
 # Slices per network call: enough to keep every core busy, small enough that a batch's float copies at
 # 512 x 512 stay in the tens of megabytes.
 CPU_BATCH_SIZE = 16
@@ -61,7 +64,8 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
 
 def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.device = "auto",
                    batch_size: int | None = None, postprocess: postprocessing.PostprocessOptions | None = None,
-                   progress: Progress | None = None, cancel: CancelCheck | None = None) -> Volume:
+                   progress: Progress | None = None, cancel: CancelCheck | None = None,
+                   precision: str = "auto") -> Volume:
     """Segment the liver and liver tumors of a CT.
 
     Args:
@@ -73,6 +77,7 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
             with ``PostprocessOptions(keep_largest_liver=False, ...)``).
         progress: optional ``progress(fraction, message)``; fractions increase and end at 1.0.
         cancel: optional ``cancel() -> bool``, asked between batches; True raises ``errors.Cancelled``.
+        precision: one of :data:`PRECISIONS`.
 
     Returns:
         A uint8 label Volume (0 background, 1 liver, 2 tumor) on ``volume``'s exact grid.
@@ -80,7 +85,7 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
     report = progress or (lambda fraction, message: None)
     canonical = to_canonical(volume)
     labels = predict_canonical_labels(canonical.array, model, device, batch_size, report, cancel,
-                                      canonical.pixel_spacing)
+                                      canonical.pixel_spacing, precision)
     _check_cancel(cancel)
     report(NETWORK_SHARE, "post-processing")
     labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
@@ -93,7 +98,8 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
 def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | torch.device = "auto",
                              batch_size: int | None = None, progress: Progress | None = None,
                              cancel: CancelCheck | None = None,
-                             pixel_spacing: tuple[float, float] | None = None) -> np.ndarray:
+                             pixel_spacing: tuple[float, float] | None = None,
+                             precision: str = "auto") -> np.ndarray:
     """uint8 labels ``[k, rows, columns]`` of a canonical HU array, before post-processing.
 
     Each batch of slices is preprocessed once with ``context`` neighbours on either side (clamped at the
@@ -105,6 +111,7 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
 
     report = progress or (lambda fraction, message: None)
     device = pick_device(device)
+    arithmetic = _autocast(device, precision)
     params = model.preprocessing
     network = model.network.to(device)
     batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
@@ -115,7 +122,7 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
     was_training = network.training
     network.eval()
     try:
-        with torch.inference_mode(), _autocast(device):
+        with torch.inference_mode(), arithmetic:
             for start in range(0, count, batch_size):
                 _check_cancel(cancel)
                 stop = min(start + batch_size, count)
@@ -147,10 +154,16 @@ def _labels_on_grid(logits: torch.Tensor, grid: SliceGrid) -> torch.Tensor:
     return torch.where(is_tumor, 2, (liver > 0).to(torch.uint8)).to(torch.uint8)
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision on a GPU (bfloat16 where supported, else float16); full precision on the CPU."""
+def _autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """The autocast context of ``precision`` (see :data:`PRECISIONS`) on ``device``; an unknown one is an InputError."""
     import torch
 
+    if precision not in PRECISIONS:
+        raise input_error(f"precision {precision!r}", f"unknown precision; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     if device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
