@@ -20,13 +20,22 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
 
 from LiverResUNetLib.scene.dicom_export import INSTANCE_UIDS_ATTRIBUTE
-from LiverResUNetLib.scene.logic import (SegmentationRun, SegmentLiverLogic, SegmentOptions, describe_comparison,
-                                         describe_model_card)
+from LiverResUNetLib.scene.logic import (
+    SegmentationRun,
+    SegmentLiverLogic,
+    SegmentOptions,
+    describe_comparison,
+    describe_model_card,
+)
 
 DOCUMENTATION_URL = "https://github.com/LiverResUNet/SlicerLiverResUNet#readme"
 REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "requirements.txt"

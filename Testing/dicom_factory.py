@@ -12,8 +12,15 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless,
-                         JPEGLosslessSV1, RLELossless, generate_uid)
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    RLELossless,
+    generate_uid,
+)
 
 from LiverResUNetLib.io.pydicom_versions import save_dicom_file
 

@@ -11,8 +11,14 @@ import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
 from pydicom.fileset import FileSet
-from pydicom.uid import (MPEG2MPML, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless,
-                         JPEGLosslessSV1, RLELossless)
+from pydicom.uid import (
+    MPEG2MPML,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    RLELossless,
+)
 
 from dicom_factory import edit, phantom_hu, rotation, save_without_file_meta, write_series
 from LiverResUNetLib.errors import Cancelled, InputError

@@ -10,7 +10,6 @@ import pytest
 import slicer
 
 from dicom_factory import phantom_hu, rotation, write_series
-from scene_factory import add_volume_node
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import Cancelled, InputError
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
@@ -22,6 +21,7 @@ from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions, descr
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume, vtk_matrix
 from LiverResUNetLib.volume import Volume
+from scene_factory import add_volume_node
 
 DIRECTIONS = {
     "identity": np.eye(3),

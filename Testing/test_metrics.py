@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from LiverResUNetLib.evaluation.metrics import (binary_metrics, case_metrics, confusion_matrix, hausdorff_distance,
-                                                summarise)
+from LiverResUNetLib.evaluation.metrics import (
+    binary_metrics,
+    case_metrics,
+    confusion_matrix,
+    hausdorff_distance,
+    summarise,
+)
 
 
 def _row(indices, length=10):

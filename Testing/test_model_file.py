@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.model.model_file import (CARD_RECORD, FILE_FORMAT, FORMAT_VERSION, LoadedModel, load_model,
-                                              new_card, read_card, save_model)
+from LiverResUNetLib.model.model_file import (
+    CARD_RECORD,
+    FILE_FORMAT,
+    FORMAT_VERSION,
+    LoadedModel,
+    load_model,
+    new_card,
+    read_card,
+    save_model,
+)
 from LiverResUNetLib.model.resunet import build_network
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.volume import LABEL_NAMES

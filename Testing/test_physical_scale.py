@@ -7,8 +7,14 @@ import torch
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel
 from LiverResUNetLib.preprocessing.geometry import from_network, slice_grid, to_network
-from LiverResUNetLib.preprocessing.intensity import (PreprocessingParams, equalize_slices, preprocess_slices,
-                                                     resize_labels, resize_slices, window_hu)
+from LiverResUNetLib.preprocessing.intensity import (
+    PreprocessingParams,
+    equalize_slices,
+    preprocess_slices,
+    resize_labels,
+    resize_slices,
+    window_hu,
+)
 from LiverResUNetLib.volume import Volume
 
 PARAMS = PreprocessingParams(input_size=32, pixel_size_mm=4.0, equalization="none")  # a 128 mm field of view

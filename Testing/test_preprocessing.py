@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from LiverResUNetLib.preprocessing.intensity import (PreprocessingParams, equalize_slices, preprocess_slices,
-                                                     resize_labels, resize_slices, window_hu)
+from LiverResUNetLib.preprocessing.intensity import (
+    PreprocessingParams,
+    equalize_slices,
+    preprocess_slices,
+    resize_labels,
+    resize_slices,
+    window_hu,
+)
 
 
 def test_window_clips_and_scales_hu_to_0_1():

@@ -10,8 +10,7 @@ import pytest
 
 from LiverResUNetLib.evaluation.figures import select_slices, slice_scores
 from LiverResUNetLib.evaluation.metrics import case_metrics, summarise
-from LiverResUNetLib.evaluation.report import (FIGURES, split_overlap, summary_lines, write_case_figures,
-                                               write_report)
+from LiverResUNetLib.evaluation.report import FIGURES, split_overlap, summary_lines, write_case_figures, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPACING = (0.8, 0.8, 2.5)

@@ -8,9 +8,15 @@ import vtk
 from dicom_factory import rotation
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.scene.files import write_segmentation
-from LiverResUNetLib.scene.segmentation_nodes import (CLOSED_SURFACE, LIVER_SEGMENT, TUMOR_SEGMENT,
-                                                      content_fingerprint, labels_to_segmentation, segment_roles,
-                                                      segmentation_to_labels)
+from LiverResUNetLib.scene.segmentation_nodes import (
+    CLOSED_SURFACE,
+    LIVER_SEGMENT,
+    TUMOR_SEGMENT,
+    content_fingerprint,
+    labels_to_segmentation,
+    segment_roles,
+    segmentation_to_labels,
+)
 from LiverResUNetLib.volume import Volume
 
 DIRECTIONS = {

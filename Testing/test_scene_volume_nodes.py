@@ -6,11 +6,11 @@ import slicer
 import vtk
 
 from dicom_factory import rotation
-from scene_factory import add_volume_node
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.image_file import write_image
 from LiverResUNetLib.scene.volume_nodes import lps_to_ras, node_to_volume
 from LiverResUNetLib.volume import Volume
+from scene_factory import add_volume_node
 
 DIRECTIONS = {
     "identity": np.eye(3),

@@ -15,8 +15,8 @@ import types
 from pathlib import Path
 
 import pytest
-from LiverResUNetLib.errors import InputError
 
+from LiverResUNetLib.errors import InputError
 from slicer_application import MODULE_FILES, REPO, SLICER_SOURCES, ModuleParent
 
 REFERENCE = REPO.parent / "shared" / "reference" / "slicer-5.12.3"

@@ -11,8 +11,8 @@ import torch
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
-from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.augmentation import augment_batch, random_flip, random_intensity, random_rotate_scale
+from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import AugmentationConfig, SplitConfig
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss

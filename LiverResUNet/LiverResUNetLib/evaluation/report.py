@@ -11,9 +11,13 @@ import json
 import re
 from pathlib import Path
 
-from LiverResUNetLib.evaluation.figures import (plot_confusion_matrix, plot_slice_overlay, plot_training_curves,
-                                                select_slices)
 from LiverResUNetLib.components import CONNECTIVITY
+from LiverResUNetLib.evaluation.figures import (
+    plot_confusion_matrix,
+    plot_slice_overlay,
+    plot_training_curves,
+    select_slices,
+)
 from LiverResUNetLib.evaluation.lesions import DETECTION_RULE
 from LiverResUNetLib.evaluation.metrics import HD_PERCENTILE, OVERLAP_METRICS, STRUCTURES
 from LiverResUNetLib.volume import LABEL_NAMES

@@ -13,8 +13,12 @@ from pathlib import Path
 
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.scene.results_table import results_table
-from LiverResUNetLib.scene.segmentation_nodes import (add_closed_surfaces, content_fingerprint,
-                                                      labels_to_segmentation, segmentation_to_labels)
+from LiverResUNetLib.scene.segmentation_nodes import (
+    add_closed_surfaces,
+    content_fingerprint,
+    labels_to_segmentation,
+    segmentation_to_labels,
+)
 from LiverResUNetLib.scene.volume_nodes import node_to_volume
 
 FINGERPRINT_ATTRIBUTE = "LiverResUNet.WrittenContent"

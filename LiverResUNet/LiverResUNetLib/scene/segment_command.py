@@ -31,8 +31,8 @@ CA: REQUESTS_CA_BUNDLE). A series that cannot be segmented is one line and exit 
 import argparse
 import sys
 from dataclasses import dataclass, replace
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 DICOM_SEG_SUFFIX = ".dcm"
 SEGMENTATION_FORMATS = (".seg.nrrd", ".nii.gz", ".nrrd", DICOM_SEG_SUFFIX)
@@ -183,8 +183,7 @@ def segment_case(case, model, segmentation_path, table_path, args, postprocess, 
     """Segment one case in a scene of its own; write its files; return the results table's rows."""
     import slicer
 
-    from LiverResUNetLib.scene.files import read_dicom_series_node, read_image_node, write_segmentation, \
-        write_table_csv
+    from LiverResUNetLib.scene.files import read_dicom_series_node, read_image_node, write_segmentation, write_table_csv
     from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
     from LiverResUNetLib.scene.results_table import table_rows
     from LiverResUNetLib.scene.volume_nodes import node_to_volume
