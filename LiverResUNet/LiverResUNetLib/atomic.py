@@ -36,6 +36,14 @@ def atomic_path(path):
         raise
 
 
+def remove_partial_files(folder):
+    """Remove the temporary files that :func:`atomic_path` left in ``folder`` when its writer was killed
+    (SIGKILL, power loss: no ``except`` ran); the targets themselves are whole, old or new."""
+    for leftover in Path(folder).glob(".*.partial*"):
+        if leftover.is_file():
+            leftover.unlink()
+
+
 @contextlib.contextmanager
 def atomic_directory(path):
     """Yield a temporary folder beside ``path``; on success it becomes ``path`` (replacing an older one)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from LiverResUNetLib.atomic import atomic_path
+from LiverResUNetLib.atomic import atomic_path, remove_partial_files
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.evaluation.metrics import mean_sd
@@ -321,6 +321,8 @@ class _Run:
             self.network.load_state_dict(saved["network"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.state = saved["state"]
+            if self.context.is_main:
+                remove_partial_files(self.out)
         elif checkpoint.exists():
             raise input_error(self.out, "already holds a training run (checkpoint.pth): add --resume to continue "
                                         "it, or choose another --out")
