@@ -63,21 +63,10 @@ def make_dataset(patients, size, slices):
     return prepare_dataset(raw, folder / "dataset")
 
 
-def status_kb(pid, field):
-    """A ``kB`` field of /proc/PID/status (0 when the process is gone)."""
+def proc_kb(pid, file, field):
+    """A ``kB`` field of /proc/PID/<file> (``status`` or ``smaps_rollup``); 0 when the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def rollup_kb(pid, field):
-    """A ``kB`` field of /proc/PID/smaps_rollup (0 when the process is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError):
@@ -111,9 +100,9 @@ def measured_train(dataset, out, args):
     def sample():
         while process.poll() is None:
             tree = process_tree(process.pid)
-            peaks["pss_anon"] = max(peaks["pss_anon"], sum(rollup_kb(pid, "Pss_Anon") for pid in tree))
-            peaks["anon"] = max(peaks["anon"], sum(status_kb(pid, "RssAnon") for pid in tree))
-            peaks["hwm"] = max(peaks["hwm"], status_kb(process.pid, "VmHWM"))
+            peaks["pss_anon"] = max(peaks["pss_anon"], sum(proc_kb(pid, "smaps_rollup", "Pss_Anon") for pid in tree))
+            peaks["anon"] = max(peaks["anon"], sum(proc_kb(pid, "status", "RssAnon") for pid in tree))
+            peaks["hwm"] = max(peaks["hwm"], proc_kb(process.pid, "status", "VmHWM"))
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample)
