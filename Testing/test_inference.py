@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from recording_network import RecordingNetwork
 from torch.nn import functional
 
 from LiverResUNetLib.errors import Cancelled, InputError
@@ -33,19 +34,6 @@ def small_ct(slices=9, rows=48, columns=40, feet_first=True):
     hu[:, 0:4, :] = -1000
     direction = np.diag([1.0, 1.0, -1.0]) if feet_first else np.eye(3)
     return Volume(np.round(hu).astype(np.int16), (0.7, 0.7, 2.0), (10.0, -20.0, 300.0), direction)
-
-
-class RecordingNetwork(torch.nn.Module):
-    """Records what it is fed; liver where the centre channel is bright, tumor where it is brighter still."""
-
-    def __init__(self):
-        super().__init__()
-        self.inputs = []
-
-    def forward(self, inputs):
-        self.inputs.append(inputs.detach().clone())
-        centre = inputs[:, inputs.shape[1] // 2]
-        return torch.stack([torch.full_like(centre, 0.6), centre, 2.0 * centre - 1.05], dim=1)
 
 
 def test_pick_device():

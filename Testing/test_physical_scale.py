@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from recording_network import RecordingNetwork
 
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel
@@ -93,25 +94,12 @@ def test_the_inverse_puts_the_output_back_on_the_slices_exact_grid():
     assert (back[:, :11] == -7.0).all() and (back[:, 77:] == -7.0).all()
 
 
-class ThresholdNetwork(torch.nn.Module):
-    """Liver wherever the centre channel is bright: what it labels shows where the predictor put its input."""
-
-    def __init__(self):
-        super().__init__()
-        self.inputs = []
-
-    def forward(self, inputs):
-        self.inputs.append(inputs.detach().clone())
-        centre = inputs[:, inputs.shape[1] // 2]
-        return torch.stack([torch.full_like(centre, 0.5), centre, torch.zeros_like(centre)], dim=1)
-
-
 @pytest.mark.parametrize("shape, pixel_mm", [((64, 64), (2.0, 2.0)), ((96, 80), (1.333, 1.6))])
 def test_predicted_labels_land_on_the_anatomy_whatever_the_matrix(shape, pixel_mm):
     labels = disc_slice(shape, pixel_mm, centre_mm=(8.0, -6.0)) == 1  # one liver: post-processing keeps it
     hu = np.where(labels, 300, -1000).astype(np.int16).repeat(3, axis=0)
     ct = Volume(hu, (pixel_mm[1], pixel_mm[0], 2.5), (0.0, 0.0, 0.0), np.eye(3))
-    network = ThresholdNetwork()
+    network = RecordingNetwork(liver_above=0.5)
     params = PreprocessingParams(input_size=32, pixel_size_mm=4.0, equalization="none", context_slices=0)
     predicted = predict_volume(ct, LoadedModel(network, {"preprocessing": params.to_dict()}), device="cpu").array
     assert predicted.shape == hu.shape
@@ -131,7 +119,7 @@ def test_a_card_without_a_pixel_size_is_fed_as_before():
     rng = np.random.default_rng(4)
     hu = rng.normal(50, 300, size=(2, 20, 36)).astype(np.float32)
     ct = Volume(hu, (0.6, 0.9, 2.0), (0.0, 0.0, 0.0), np.eye(3))
-    network = ThresholdNetwork()
+    network = RecordingNetwork(liver_above=0.5)
     predict_volume(ct, LoadedModel(network, {"preprocessing": old_card}), device="cpu")
     expected = equalize_slices(resize_slices(window_hu(hu, (-100.0, 400.0)), 16), "global")
     np.testing.assert_array_equal(network.inputs[0][:, 0].numpy(), expected)
