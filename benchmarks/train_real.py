@@ -7,15 +7,15 @@ commands a user chains:
   2. `train --val-fraction 0 --max-minutes M` on one patient (nnU-Net's fold "all": the last model is kept),
      with --phantoms N that patient plus N phantom patients (`phantom`, then `prepare`), for tumor variety;
   3. `evaluate` that model on the other patient, and on the patient it was trained on ("fit": whether the
-     network learnt real CT at all, apart from whether it generalises), and `segment` the other patient to
-     score the liver outside its reference tumors (whether the liver is found where no tumor confuses it).
+     network learnt real CT at all, apart from whether it generalises); the liver is also scored outside the
+     other patient's reference tumors (whether the liver is found where no tumor confuses it).
 Per direction and pooled over both: Dice, IoU, sensitivity, specificity of liver and tumor, lesion detection.
 Pooled = the voxel counts of both test patients summed (metrics.summarise over the two evaluated cases).
 
 Targets (issue 10): liver Dice >= 0.93 in both directions, tumor Dice >= 0.50 pooled over both.
 Nothing derived from the real data leaves benchmarks/output/ (git-ignored): the licence forbids it.
 
-Usage (from the repository root; about 2 x (M + 3) minutes on 2 CPU cores):
+Usage (from the repository root; about 2 x (M + 2) minutes on 2 CPU cores):
     .venv/bin/python benchmarks/train_real.py [--minutes 20] [--tag NAME] [--config YAML] [--set KEY=VALUE ...]
         [--phantoms N]
 Writes benchmarks/output/train_real/<tag>/results.json; exit status 1 when a target is missed.
@@ -28,8 +28,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"
@@ -105,25 +103,15 @@ def scores(structure: dict) -> dict:
     return {metric: structure.get(metric) for metric in REPORTED}
 
 
-def liver_dice_outside_tumors(predicted: Path, reference: Path) -> float:
-    """Liver Dice (liver and tumor labels together) over the voxels outside the reference tumors."""
+def liver_outside_tumors(case: dict) -> tuple[float | None, float]:
+    """From an evaluated case's confusion matrix (rows: reference, columns: prediction; 0 background, 1 liver,
+    2 tumor): the liver Dice (liver and tumor labels together) over the voxels outside the reference tumors,
+    and the reference tumors' share of the liver."""
     from LiverResUNetLib.evaluation.metrics import overlap_metrics
-    from LiverResUNetLib.io.image_file import read_image
 
-    truth, labels = read_image(reference).array, read_image(predicted).array
-    assert labels.shape == truth.shape, f"{predicted}: not on the grid of {reference}"
-    outside = truth != 2
-    found, liver = labels[outside] >= 1, truth[outside] == 1
-    tp, fp, fn = (int(np.count_nonzero(mask)) for mask in (found & liver, found & ~liver, ~found & liver))
-    return overlap_metrics(tp, fp, fn, int(outside.sum()) - tp - fp - fn)["dice"]
-
-
-def tumor_share_of_liver(reference: Path) -> float:
-    """The reference tumors' share of the liver (liver and tumor labels together), in voxels."""
-    from LiverResUNetLib.io.image_file import read_image
-
-    truth = read_image(reference).array
-    return float(np.count_nonzero(truth == 2) / np.count_nonzero(truth >= 1))
+    background, liver, tumor = case["confusion_matrix"]
+    tp, fp, fn = liver[1] + liver[2], sum(background) - background[0], liver[0]
+    return overlap_metrics(tp, fp, fn, background[0])["dice"], sum(tumor) / (sum(liver) + sum(tumor))
 
 
 def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> tuple[dict, dict]:
@@ -143,9 +131,7 @@ def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> 
     report = json.loads((run / "report" / "report.json").read_text())
     case = report["cases"][0]
     fit = json.loads((run / "fit" / "report.json").read_text())["cases"][0]
-    test_case = json.loads((prepared(test, args.data) / "dataset.json").read_text())["cases"][0]
-    command("segment", "--model", model, "--input", prepared(test, args.data) / test_case["image"],
-            "--output", run / "test_labels.nii.gz")
+    liver_dice_outside_tumors, tumor_share = liver_outside_tumors(case)
     history = report["model"]["card"]["training"]["history"]
     return {
         "train": train, "test": test,
@@ -157,9 +143,8 @@ def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> 
                                                           "false_positive")},
         "report": str(run / "report" / "report.html"),
         "fit": {"liver_dice": fit["liver"]["dice"], "tumor_dice": fit["tumor"]["dice"]},
-        "liver_dice_outside_tumors": liver_dice_outside_tumors(
-            run / "test_labels.nii.gz", prepared(test, args.data) / test_case["label"]),
-        "tumor_share_of_liver": tumor_share_of_liver(prepared(test, args.data) / test_case["label"]),
+        "liver_dice_outside_tumors": liver_dice_outside_tumors,
+        "tumor_share_of_liver": tumor_share,
     }, case
 
 
