@@ -7,19 +7,22 @@ are read; any other is refused up front, by name, before anything is decoded.
 """
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.io.pydicom_versions import decoder_available, element_as_read, read_encoding
 
 INT16_RANGE = (np.iinfo(np.int16).min, np.iinfo(np.int16).max)
 
 
-def transfer_syntax(dataset):
+def transfer_syntax(dataset: Dataset) -> UID:
     """The dataset's transfer syntax; files without a meta header get the encoding they were read with."""
     uid = dataset.file_meta.get("TransferSyntaxUID")
     if uid:
@@ -30,11 +33,11 @@ def transfer_syntax(dataset):
     return ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
 
 
-def _describe(uid):
+def _describe(uid: UID) -> str:
     return f"'{uid.name}' ({uid})" if uid.name != str(uid) else str(uid)
 
 
-def check_decodable(headers, where):
+def check_decodable(headers: Sequence[Dataset], where: str | Path) -> None:
     """Refuse, before reading any pixels, slices this reader cannot turn into one grey-level volume.
 
     Raises:
@@ -57,7 +60,7 @@ def check_decodable(headers, where):
                                      "lossless / JPEG 2000 / RLE")
 
 
-def _pixel_bytes_present(header):
+def _pixel_bytes_present(header: Dataset) -> int:
     """How many bytes of pixel data a header's file holds, without reading them (the file may be cut short)."""
     element = element_as_read(header, "PixelData")
     if element.value is not None:
@@ -65,7 +68,7 @@ def _pixel_bytes_present(header):
     return max(0, min(element.length, os.path.getsize(header.filename) - element.value_tell))
 
 
-def check_complete(headers, where):
+def check_complete(headers: Sequence[Dataset], where: str | Path) -> None:
     """Refuse, from the headers alone, uncompressed slices whose pixel data is shorter than their matrix.
 
     Raises:
@@ -81,17 +84,17 @@ def check_complete(headers, where):
                                      f"{present} of the {expected} bytes expected")
 
 
-def rescale(header):
+def rescale(header: Dataset) -> tuple[float, float]:
     """(slope, intercept) of the modality LUT; absent values mean the stored values already are the unit."""
     slope, intercept = header.get("RescaleSlope"), header.get("RescaleIntercept")
     return (1.0 if slope in (None, "") else float(slope)), (0.0 if intercept in (None, "") else float(intercept))
 
 
-def _integer_rescale(headers):
+def _integer_rescale(headers: Sequence[Dataset]) -> bool:
     return all(float(value).is_integer() for h in headers for value in rescale(h))
 
 
-def _stored_values(path, header, where):
+def _stored_values(path: Path, header: Dataset, where: str | Path) -> np.ndarray:
     """The stored pixel values of one slice, refusing truncated or undecodable pixel data by file name."""
     try:
         dataset = pydicom.dcmread(path, force=True)
@@ -114,7 +117,8 @@ def _stored_values(path, header, where):
                                  f"{error}") from error
 
 
-def read_hounsfield(headers, where, progress=None, cancel=None):
+def read_hounsfield(headers: Sequence[Dataset], where: str | Path, progress: Progress | None = None,
+                    cancel: CancelCheck | None = None) -> np.ndarray:
     """Decode the ordered slices into one ``[k, j, i]`` array of rescaled values (HU for CT).
 
     Args:
@@ -140,7 +144,7 @@ def read_hounsfield(headers, where, progress=None, cancel=None):
                                      f"header says {shape[1]} x {shape[2]}")
         slope, intercept = rescale(header)
         if integer:
-            values = stored.astype(np.int32) * int(slope) + int(intercept)
+            values: np.ndarray = stored.astype(np.int32) * int(slope) + int(intercept)
             if volume.dtype == np.int16 and (values.min() < INT16_RANGE[0] or values.max() > INT16_RANGE[1]):
                 volume = volume.astype(np.float32)
         else:

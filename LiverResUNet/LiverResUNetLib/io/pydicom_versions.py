@@ -3,10 +3,14 @@
 Everything else the readers and writers use is the same in both; these four are asked here, by feature.
 """
 
+from pathlib import Path
+
 import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
 
 
-def decoder_available(uid):
+def decoder_available(uid: str) -> bool:
     """True when pydicom can decode pixel data of transfer syntax ``uid`` here (with the plugins installed)."""
     try:
         from pydicom.pixels import get_decoder  # pydicom 3
@@ -19,14 +23,14 @@ def decoder_available(uid):
         return False
 
 
-def read_encoding(dataset):
+def read_encoding(dataset: Dataset) -> tuple[bool | None, bool | None]:
     """(implicit VR, little endian) the dataset was read with."""
     if hasattr(dataset, "original_encoding"):  # pydicom 3
         return dataset.original_encoding
     return dataset.is_implicit_VR, dataset.is_little_endian
 
 
-def save_dicom_file(dataset, path):
+def save_dicom_file(dataset: Dataset, path: str | Path) -> None:
     """Write ``dataset`` as a DICOM file (preamble, prefix and file meta information), as its file meta says."""
     if int(pydicom.__version__.split(".")[0]) >= 3:
         dataset.save_as(path, enforce_file_format=True)
@@ -36,10 +40,14 @@ def save_dicom_file(dataset, path):
         dataset.save_as(path, write_like_original=False)
 
 
-def element_as_read(dataset, keyword):
+def element_as_read(dataset: Dataset, keyword: str) -> RawDataElement:
     """The element as it was read: a deferred value (e.g. pixel data) stays unread, its length and file offset
-    known."""
+    known. The element must be present and not yet accessed (still raw), as a header's pixel data is."""
+    element: object
     try:
-        return dataset.get_item(keyword, keep_deferred=True)  # pydicom 3
+        element = dataset.get_item(keyword, keep_deferred=True)  # pydicom 3
     except TypeError:  # pydicom 2.4: no keep_deferred, and its get_item would read a deferred value
-        return dataset._dict.get(pydicom.tag.Tag(keyword))
+        element = dataset._dict.get(pydicom.tag.Tag(keyword))
+    if not isinstance(element, RawDataElement):
+        raise ValueError(f"{keyword} is not a raw element of the dataset ({type(element).__name__})")
+    return element
