@@ -17,8 +17,8 @@ import numpy as np
 from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.inference import postprocessing
-from LiverResUNetLib.preprocessing.geometry import SliceGrid, from_network
-from LiverResUNetLib.preprocessing.intensity import network_grid, preprocess_slices
+from LiverResUNetLib.preprocessing.geometry import SliceGrid, from_network, network_grid
+from LiverResUNetLib.preprocessing.intensity import preprocess_slices
 from LiverResUNetLib.preprocessing.orientation import from_canonical, to_canonical
 from LiverResUNetLib.volume import Volume
 

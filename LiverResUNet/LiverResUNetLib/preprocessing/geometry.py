@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 if typing.TYPE_CHECKING:
     import torch
@@ -34,27 +36,51 @@ class SliceGrid:
         size: the network's input size.
     """
 
-    shape: tuple
-    frame: tuple
-    scales: tuple | None
-    offset: tuple
+    shape: tuple[int, int]
+    frame: tuple[int, int]
+    scales: tuple[float, float] | None
+    offset: tuple[int, int]
     size: int
 
 
-def slice_grid(shape: tuple, pixel_spacing: tuple | None, size: int, pixel_size_mm: float | None) -> SliceGrid:
+class NetworkScale(Protocol):
+    """What fixes the network's grid: its input size and the pixel size in mm slices are resampled to (None:
+    stretched to the input), as :class:`~LiverResUNetLib.preprocessing.intensity.PreprocessingParams` holds."""
+
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def pixel_size_mm(self) -> float | None: ...
+
+
+def slice_grid(shape: Sequence[int], pixel_spacing: Sequence[float] | None, size: int,
+               pixel_size_mm: float | None) -> SliceGrid:
     """The :class:`SliceGrid` of slices of ``shape`` with ``pixel_spacing`` (row mm, column mm).
 
     ``pixel_size_mm`` None (an old model) stretches every slice to ``size`` x ``size``, whatever its spacing.
     """
-    shape = (int(shape[0]), int(shape[1]))
+    rows, columns = int(shape[0]), int(shape[1])
     if pixel_size_mm is None:
-        return SliceGrid(shape, (size, size), None, (0, 0), size)
+        return SliceGrid((rows, columns), (size, size), None, (0, 0), size)
     if pixel_spacing is None:
         raise ValueError("the model resamples slices to a pixel size in mm, so the CT's pixel spacing is needed")
-    scales = tuple(float(spacing) / pixel_size_mm for spacing in pixel_spacing[:2])
-    frame = tuple(max(1, math.ceil(count * scale - _EDGE_TOLERANCE)) for count, scale in zip(shape, scales))
-    offset = tuple((extent - size) // 2 for extent in frame)
-    return SliceGrid(shape, frame, scales, offset, size)
+    scales = (float(pixel_spacing[0]) / pixel_size_mm, float(pixel_spacing[1]) / pixel_size_mm)
+    frame = (_frame_extent(rows, scales[0]), _frame_extent(columns, scales[1]))
+    offset = ((frame[0] - size) // 2, (frame[1] - size) // 2)
+    return SliceGrid((rows, columns), frame, scales, offset, size)
+
+
+def network_grid(shape: Sequence[int], pixel_spacing: Sequence[float] | None, scale: NetworkScale) -> SliceGrid:
+    """The :class:`SliceGrid` of slices of ``shape`` (rows, columns) with ``pixel_spacing`` (row mm, column mm)
+    for a network fed as ``scale`` says (the preprocessing parameters): the one grid that preprocessing puts
+    slices on, for training and inference, and that the predictor maps the network's output back from."""
+    return slice_grid(shape, pixel_spacing, scale.input_size, scale.pixel_size_mm)
+
+
+def _frame_extent(count: int, scale: float) -> int:
+    """Frame pixels covering ``count`` slice pixels of ``scale`` frame pixels each (at least one)."""
+    return max(1, math.ceil(count * scale - _EDGE_TOLERANCE))
 
 
 def to_network(images: torch.Tensor, grid: SliceGrid, labels: bool = False, fill: float = 0.0) -> torch.Tensor:
@@ -82,17 +108,17 @@ def from_network(maps: torch.Tensor, grid: SliceGrid, fill: float) -> torch.Tens
 
     if grid.scales is None and tuple(maps.shape[-2:]) == grid.shape:
         return maps
-    frame = _shifted(maps, tuple(-shift for shift in grid.offset), grid.frame, fill)
-    inverse = (None, None) if grid.scales is None else tuple(1.0 / scale for scale in grid.scales)
+    frame = _shifted(maps, (-grid.offset[0], -grid.offset[1]), grid.frame, fill)
+    inverse = (None, None) if grid.scales is None else (1.0 / grid.scales[0], 1.0 / grid.scales[1])
     return torch.ops.aten.upsample_bilinear2d(frame, list(grid.shape), False, *inverse)
 
 
-def _scales(grid):
+def _scales(grid: SliceGrid) -> tuple[float, float] | tuple[None, None]:
     """The output-per-input factors aten's resampling takes (None: from the sizes, as plain interpolate)."""
     return (None, None) if grid.scales is None else grid.scales
 
 
-def _nearest(stack, grid):
+def _nearest(stack: torch.Tensor, grid: SliceGrid) -> torch.Tensor:
     import torch
     from torch.nn import functional
 
@@ -101,7 +127,7 @@ def _nearest(stack, grid):
     return torch.ops.aten._upsample_nearest_exact2d(stack, list(grid.frame), *grid.scales)
 
 
-def _shifted(stack, offset, size, fill):
+def _shifted(stack: torch.Tensor, offset: Sequence[int], size: Sequence[int], fill: float) -> torch.Tensor:
     """``stack[..., offset[0]:offset[0] + size[0], offset[1]:offset[1] + size[1]]``, ``fill`` outside it."""
     if tuple(offset) == (0, 0) and tuple(stack.shape[-2:]) == tuple(size):
         return stack

@@ -5,13 +5,22 @@ Slices are processed one by one (equalisation is per slice), so preprocessing a 
 training does, and a batch of slices at a time, as inference does, give identical inputs.
 """
 
+from __future__ import annotations
+
 import dataclasses
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from LiverResUNetLib.preprocessing.geometry import slice_grid, to_network
+from LiverResUNetLib.preprocessing.geometry import network_grid, slice_grid, to_network
 from LiverResUNetLib.records import dataclass_from_dict
+
+if typing.TYPE_CHECKING:
+    import torch
 
 EQUALIZATIONS = ("interior", "global", "clahe", "none")
 # What a card written before a parameter existed meant by it: no pixel size (slices stretched to the input).
@@ -37,14 +46,14 @@ class PreprocessingParams:
             to the input size whatever its pixel size.
     """
 
-    window: tuple = (-100.0, 400.0)
+    window: tuple[float, float] = (-100.0, 400.0)
     equalization: str = "interior"
     clahe_clip: float = 0.01
     input_size: int = 256
     context_slices: int = 1
     pixel_size_mm: float | None = 1.5
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         window = tuple(float(value) for value in self.window)
         if len(window) != 2 or not window[0] < window[1]:
             raise ValueError(f"window must be (low, high) with low < high, got {self.window}")
@@ -66,17 +75,17 @@ class PreprocessingParams:
             object.__setattr__(self, "pixel_size_mm", float(self.pixel_size_mm))
 
     @property
-    def channels(self):
+    def channels(self) -> int:
         """Input channels of the network fed with these slices: the slice and its neighbours."""
         return 2 * self.context_slices + 1
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["window"] = list(self.window)
         return values
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: dict[str, Any]) -> PreprocessingParams:
         """Parameters from a (model card) dict; ValueError naming unknown keys or bad values.
 
         A key the dict lacks takes the value that reproduces what models written before it did.
@@ -84,21 +93,21 @@ class PreprocessingParams:
         return dataclass_from_dict(cls, {**_LEGACY_VALUES, **values}, "preprocessing parameters")
 
 
-def window_hu(hu, window):
+def window_hu(hu: npt.ArrayLike, window: Sequence[float]) -> np.ndarray:
     """HU clipped to ``window`` and scaled to [0, 1], as a new float32 array (``hu`` is untouched)."""
     return _windowed(hu, window).numpy()
 
 
-def resize_slices(images, size):
+def resize_slices(images: npt.ArrayLike, size: int) -> np.ndarray:
     """``[n, rows, columns]`` float images stretched to ``[n, size, size]`` (bilinear, anti-aliased when shrinking),
     as models without a pixel size see them; pixel centres stay aligned (``align_corners=False``)."""
     import torch
 
-    images = torch.from_numpy(np.array(images, dtype=np.float32))
-    return to_network(images, slice_grid(images.shape[1:], None, size, None)).numpy()
+    stack = torch.from_numpy(np.array(images, dtype=np.float32))
+    return to_network(stack, slice_grid(stack.shape[1:], None, size, None)).numpy()
 
 
-def _windowed(hu, window):
+def _windowed(hu: npt.ArrayLike, window: Sequence[float]) -> torch.Tensor:
     """:func:`window_hu` as a torch tensor (a new one: the clipping runs in place on every core)."""
     import torch
 
@@ -107,13 +116,8 @@ def _windowed(hu, window):
     return values.clamp_(low, high).sub_(low).div_(high - low)
 
 
-def network_grid(shape, pixel_spacing, params):
-    """The :class:`~LiverResUNetLib.preprocessing.geometry.SliceGrid` of slices of ``shape`` (rows, columns)
-    with ``pixel_spacing`` (row mm, column mm) for a network fed with ``params``."""
-    return slice_grid(shape, pixel_spacing, params.input_size, params.pixel_size_mm)
-
-
-def resize_labels(labels, params, pixel_spacing=None):
+def resize_labels(labels: npt.ArrayLike, params: PreprocessingParams,
+                  pixel_spacing: Sequence[float] | None = None) -> np.ndarray:
     """``[n, rows, columns]`` label slices on the network's grid by nearest neighbour (uint8).
 
     Uses the same geometry as :func:`preprocess_slices`, so labels stay on the images; ``pixel_spacing``
@@ -121,12 +125,12 @@ def resize_labels(labels, params, pixel_spacing=None):
     """
     import torch
 
-    labels = torch.from_numpy(np.array(labels, dtype=np.uint8))
-    grid = network_grid(labels.shape[1:], pixel_spacing, params)
-    return to_network(labels, grid, labels=True).numpy().copy()
+    stack = torch.from_numpy(np.array(labels, dtype=np.uint8))
+    grid = network_grid(stack.shape[1:], pixel_spacing, params)
+    return to_network(stack, grid, labels=True).numpy().copy()
 
 
-def equalize_slices(images, equalization, clahe_clip=0.01):
+def equalize_slices(images: np.ndarray, equalization: str, clahe_clip: float = 0.01) -> np.ndarray:
     """Histogram-equalise each ``[rows, columns]`` slice of ``images`` (values in [0, 1]) on its own, in place.
 
     Args:
@@ -148,7 +152,7 @@ def equalize_slices(images, equalization, clahe_clip=0.01):
     return images
 
 
-def equalize_interior(image):
+def equalize_interior(image: np.ndarray) -> np.ndarray:
     """``image`` (values in [0, 1]) mapped through the cumulative histogram of its values strictly inside (0, 1).
 
     The clipped values (0: air, fat below the window; 1: bone, contrast above it) keep 0 and 1 and do not
@@ -163,7 +167,8 @@ def equalize_interior(image):
     return np.interp(image, edges, cumulative).astype(np.float32)
 
 
-def preprocess_slices(hu, params, pixel_spacing=None):
+def preprocess_slices(hu: npt.ArrayLike, params: PreprocessingParams,
+                      pixel_spacing: Sequence[float] | None = None) -> np.ndarray:
     """HU slices ``[n, rows, columns]`` -> network input float32 ``[n, input_size, input_size]``.
 
     The HU window comes first, then the physical scale (``pixel_spacing``: row mm, column mm, needed when

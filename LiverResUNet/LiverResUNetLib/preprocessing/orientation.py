@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from LiverResUNetLib.volume import Volume
 
@@ -31,24 +32,24 @@ class CanonicalVolume:
     """
 
     array: np.ndarray
-    spacing: tuple
-    origin: tuple
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
     direction: np.ndarray
-    source_axes: tuple
-    flipped: tuple
-    input_shape: tuple
+    source_axes: tuple[int, ...]
+    flipped: tuple[bool, ...]
+    input_shape: tuple[int, ...]
 
     @property
-    def pixel_spacing(self):
+    def pixel_spacing(self) -> tuple[float, float]:
         """``(row mm, column mm)`` of the canonical axial slices ``array[k]``."""
         return self.spacing[1], self.spacing[0]
 
-    def volume(self):
+    def volume(self) -> Volume:
         """The canonical view as a :class:`Volume` on its own (exact) grid."""
         return Volume(self.array, self.spacing, self.origin, self.direction)
 
 
-def canonical_axes(direction):
+def canonical_axes(direction: np.ndarray) -> tuple[tuple[int, ...], tuple[bool, ...]]:
     """``(source_axes, flipped)``: the input axis closest to each of L, P, S and whether it points the other way.
 
     The permutation maximises the summed alignment of the three pairs, so an oblique volume goes to the
@@ -61,7 +62,7 @@ def canonical_axes(direction):
     return source_axes, flipped
 
 
-def to_canonical(volume):
+def to_canonical(volume: Volume) -> CanonicalVolume:
     """``volume`` (any direction, any storage order) as a :class:`CanonicalVolume` (a view of its array)."""
     source_axes, flipped = canonical_axes(volume.direction)
     # Array axes are [k, j, i]: voxel axis v is array axis 2 - v.
@@ -83,7 +84,7 @@ def to_canonical(volume):
                            tuple(volume.array.shape))
 
 
-def from_canonical(array, canonical):
+def from_canonical(array: npt.ArrayLike, canonical: CanonicalVolume) -> np.ndarray:
     """An array ``[k, j, i]`` on the canonical grid of ``canonical``, put back on the input's grid (a view)."""
     array = np.asarray(array)
     if array.shape != canonical.array.shape:
