@@ -10,6 +10,8 @@ The card says everything needed to use the weights: the architecture, the prepro
 trained with, the class names, how it was trained, its validation metrics and the software versions.
 """
 
+from __future__ import annotations
+
 import datetime
 import hashlib
 import json
@@ -18,8 +20,10 @@ import platform
 import re
 import typing
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +36,8 @@ from LiverResUNetLib.volume import LABEL_NAMES
 if typing.TYPE_CHECKING:
     import torch
 
+    from LiverResUNetLib.model.resunet import ResUNet
+
 FILE_FORMAT = "LiverResUNet-model"
 FORMAT_VERSION = 1
 # The card as JSON, in the archive's folder beside torch's records (which torch ignores when loading).
@@ -43,17 +49,18 @@ _SHOWN_DIFFERENCES = 5
 class LoadedModel:
     """A network ready for inference and the card that says how to feed it."""
 
-    network: "torch.nn.Module"
-    card: dict
+    network: torch.nn.Module
+    card: dict[str, Any]
     path: Path | None = None
 
     @property
-    def preprocessing(self):
+    def preprocessing(self) -> PreprocessingParams:
         """The :class:`PreprocessingParams` the network was trained with."""
         return PreprocessingParams.from_dict(self.card["preprocessing"])
 
 
-def new_card(architecture, preprocessing, training=None, metrics=None):
+def new_card(architecture: Mapping[str, Any], preprocessing: PreprocessingParams | dict[str, Any],
+             training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     """A model card for a network of ``architecture`` fed with ``preprocessing`` (a dict or PreprocessingParams).
 
     ValueError when the two do not fit together (input channels, input size), so a mismatch is found
@@ -61,13 +68,9 @@ def new_card(architecture, preprocessing, training=None, metrics=None):
     """
     import torch
 
-    from LiverResUNetLib.model.resunet import build_network
-
     params = preprocessing if isinstance(preprocessing, PreprocessingParams) \
         else PreprocessingParams.from_dict(preprocessing)
-    problem = _mismatch(build_network(architecture), params)
-    if problem:
-        raise ValueError(problem)
+    fitting_network(architecture, params)
     return {
         "format_version": FORMAT_VERSION,
         "architecture": dict(architecture),
@@ -81,7 +84,19 @@ def new_card(architecture, preprocessing, training=None, metrics=None):
     }
 
 
-def model_identity(card):
+def fitting_network(architecture: Mapping[str, Any], params: PreprocessingParams) -> ResUNet:
+    """The network ``architecture`` describes; ValueError when it cannot take slices preprocessed with ``params``
+    (input channels, input size) or when ``architecture`` describes no network this version builds."""
+    from LiverResUNetLib.model.resunet import build_network
+
+    network = build_network(architecture)
+    problem = _mismatch(network, params)
+    if problem:
+        raise ValueError(problem)
+    return network
+
+
+def model_identity(card: dict[str, Any]) -> str:
     """A short, stable name of a trained model (12 hex digits of its card's digest), e.g. in DICOM SEG headers.
 
     The card records when and on what the model was trained, so two trainings never share it.
@@ -89,7 +104,7 @@ def model_identity(card):
     return hashlib.sha256(json.dumps(card, sort_keys=True).encode("utf-8")).hexdigest()[:12]
 
 
-def save_model(path, network, card):
+def save_model(path: str | Path, network: torch.nn.Module, card: dict[str, Any]) -> Path:
     """Write ``network``'s weights and ``card`` to ``path`` atomically (a crash leaves no half-written file)."""
     import torch
 
@@ -107,7 +122,7 @@ def save_model(path, network, card):
     return Path(path)
 
 
-def read_card(path):
+def read_card(path: str | Path) -> dict[str, Any]:
     """The card of the model file ``path``, without its weights and, for files holding the card's JSON record,
     without torch (the Slicer module shows it before PyTorch is installed). The card is checked as
     :func:`load_model` checks it, except that the architecture is built, and the weights checked against it,
@@ -116,12 +131,10 @@ def read_card(path):
     text = _card_record(path)
     if text is None:
         return _read_file(path, mmap=True)[0]
-    card = _parse_card(text, path)
-    _check_card(card, path)
-    return card
+    return _parse_card(text, path)
 
 
-def load_model(path, device="cpu"):
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a model file as a :class:`LoadedModel` whose network is on ``device``, in evaluation mode.
 
     Raises:
@@ -141,7 +154,7 @@ def load_model(path, device="cpu"):
     return LoadedModel(network.to(device).eval(), card, Path(path))
 
 
-def _read_file(path, mmap):
+def _read_file(path: str | Path, mmap: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """``(card, weights)`` of a model file, every refusal as an InputError naming ``path``."""
     import torch
 
@@ -163,7 +176,6 @@ def _read_file(path, mmap):
         raise input_error(path, f"the model card's JSON record ({CARD_RECORD}) differs from the card beside the "
                                 "weights")
     card = _parse_card(content.get("card"), path)
-    _check_card(card, path)
     _check_network(card, path)
     weights = content.get("weights")
     if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
@@ -171,7 +183,7 @@ def _read_file(path, mmap):
     return card, weights
 
 
-def _check_archive(path):
+def _check_archive(path: str | Path) -> None:
     """InputError unless ``path`` is a whole zip archive (every model file is one)."""
     path = Path(path)
     if not path.is_file():
@@ -183,13 +195,13 @@ def _check_archive(path):
                           else "not a LiverResUNet model file")
 
 
-def _archive_folder(archive):
+def _archive_folder(archive: zipfile.ZipFile) -> str:
     """The folder that torch puts every record of its archive in."""
     names = archive.namelist()
     return names[0].split("/")[0] if names else ""
 
 
-def _card_record(path):
+def _card_record(path: str | Path) -> str | None:
     """The text of the card's JSON record in the archive ``path``; None when it has none (an older file)."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -201,15 +213,20 @@ def _card_record(path):
         raise input_error(path, f"truncated or corrupt model file ({_first_line(error)})") from None
 
 
-def _parse_card(text, path):
+def _parse_card(text: object, path: str | Path) -> dict[str, Any]:
+    """The card whose JSON is ``text`` (whatever the file holds in the card's place), checked by :func:`_check_card`."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise input_error(path, f"the model card is not valid JSON (it is {type(text).__name__}, not text)")
     try:
-        return json.loads(text)
-    except (TypeError, json.JSONDecodeError) as error:
+        card = json.loads(text)
+    except json.JSONDecodeError as error:
         raise input_error(path, f"the model card is not valid JSON ({error})") from None
+    return _check_card(card, path)
 
 
-def _check_card(card, path):
-    """InputError unless ``card`` is one this version can use (its network aside: see :func:`_check_network`)."""
+def _check_card(card: object, path: str | Path) -> dict[str, Any]:
+    """``card``, or an InputError unless it is one this version can use (its network aside: see
+    :func:`_check_network`)."""
     if not isinstance(card, dict):
         raise input_error(path, "the model card is not a JSON object")
     version = card.get("format_version")
@@ -227,9 +244,10 @@ def _check_card(card, path):
         PreprocessingParams.from_dict(card["preprocessing"])
     except (TypeError, ValueError) as error:
         raise input_error(path, f"the model card is not usable: {error}") from None
+    return card
 
 
-def _check_network(card, path):
+def _check_network(card: dict[str, Any], path: str | Path) -> None:
     """InputError unless the card's architecture can be built and takes its preprocessing's slices."""
     from LiverResUNetLib.model.resunet import build_network
 
@@ -242,7 +260,7 @@ def _check_network(card, path):
         raise input_error(path, problem)
 
 
-def _mismatch(network, params):
+def _mismatch(network: ResUNet, params: PreprocessingParams) -> str | None:
     """Why ``network`` cannot take slices preprocessed with ``params`` (None if it can)."""
     channels = network.stem.in_channels
     if channels != params.channels:
@@ -253,7 +271,7 @@ def _mismatch(network, params):
     return None
 
 
-def _state_differences(expected, found):
+def _state_differences(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str:
     """What differs between two state dicts (missing, unexpected, other shapes), or "" when they match."""
     missing = [name for name in expected if name not in found]
     unexpected = [name for name in found if name not in expected]
@@ -268,5 +286,5 @@ def _state_differences(expected, found):
     return "; ".join(parts)
 
 
-def _first_line(error):
+def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

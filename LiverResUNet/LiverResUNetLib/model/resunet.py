@@ -12,6 +12,9 @@ that convolution and the final upsampling, while every skip, the bottleneck and 
 half resolution and below. Logits come back at the input's size.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional
@@ -19,7 +22,7 @@ from torch.nn import functional
 ARCHITECTURE_NAME = "ResUNet"
 
 
-def default_architecture():
+def default_architecture() -> dict[str, Any]:
     """The architecture the project trains and ships: 3 input slices (2.5D), 5 levels, widths 16..256."""
     return {
         "name": ARCHITECTURE_NAME,
@@ -35,18 +38,18 @@ def default_architecture():
 class ResidualUnit(nn.Module):
     """Pre-activation residual unit: ``x + conv(relu(bn(conv(relu(bn(x))))))``, projected when shapes change."""
 
-    def __init__(self, in_channels, out_channels, stride=1):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.norm2 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         if in_channels == out_channels and stride == 1:
-            self.shortcut = nn.Identity()
+            self.shortcut: nn.Module = nn.Identity()
         else:
             self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv1(functional.relu(self.norm1(x), inplace=True))
         y = self.conv2(functional.relu(self.norm2(y), inplace=True))
         return y + self.shortcut(x)
@@ -65,7 +68,8 @@ class ResUNet(nn.Module):
             (about 4x cheaper) and upsamples the logits back with a learned transposed convolution.
     """
 
-    def __init__(self, in_channels, num_classes=3, base_width=16, depth=5, max_width=256, stem_stride=2):
+    def __init__(self, in_channels: int, num_classes: int = 3, base_width: int = 16, depth: int = 5,
+                 max_width: int = 256, stem_stride: int = 2) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
@@ -83,11 +87,11 @@ class ResUNet(nn.Module):
             [ResidualUnit(2 * widths[level], widths[level]) for level in range(depth - 1)])
         self.head_norm = nn.BatchNorm2d(widths[0])
         if stem_stride == 2:
-            self.head = nn.ConvTranspose2d(widths[0], num_classes, 2, stride=2)
+            self.head: nn.Module = nn.ConvTranspose2d(widths[0], num_classes, 2, stride=2)
         else:
             self.head = nn.Conv2d(widths[0], num_classes, 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] % self.size_multiple or x.shape[-1] % self.size_multiple:
             raise ValueError(f"input height and width must be multiples of {self.size_multiple}, "
                              f"got {tuple(x.shape[-2:])}")
@@ -102,10 +106,10 @@ class ResUNet(nn.Module):
         return self.head(functional.relu(self.head_norm(y), inplace=True))
 
 
-def build_network(architecture):
+def build_network(architecture: Mapping[str, Any]) -> ResUNet:
     """The :class:`ResUNet` an architecture dict (as in a model card) describes; ValueError on an unknown one."""
-    architecture = dict(architecture)
-    name = architecture.pop("name", ARCHITECTURE_NAME)
+    arguments = dict(architecture)
+    name = arguments.pop("name", ARCHITECTURE_NAME)
     if name != ARCHITECTURE_NAME:
         raise ValueError(f"unknown architecture {name!r} (this version builds {ARCHITECTURE_NAME!r})")
-    return ResUNet(**architecture)
+    return ResUNet(**arguments)
