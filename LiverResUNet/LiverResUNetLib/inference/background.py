@@ -6,6 +6,8 @@ temporary folder and the ``predict`` command runs on it in another Python proces
 the caller polls it from a timer, reads its progress lines, and kills it on Cancel. Nothing here imports MRML.
 """
 
+from __future__ import annotations
+
 import json
 import queue
 import re
@@ -14,9 +16,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 
 from LiverResUNetLib.io.image_file import read_image, write_image
+
+if typing.TYPE_CHECKING:
+    from LiverResUNetLib.inference.postprocessing import PostprocessOptions
+    from LiverResUNetLib.volume import Volume
 
 # The folder holding the LiverResUNetLib package: ``python -m LiverResUNetLib`` run there finds it.
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
@@ -42,13 +50,14 @@ class BackgroundPrediction:
         env: the child's environment; default: this process's.
     """
 
-    def __init__(self, volume, model_path, device="auto", postprocess=None, batch_size=None, python=None,
-                 env=None):
+    def __init__(self, volume: Volume, model_path: str | Path, device: str = "auto",
+                 postprocess: PostprocessOptions | None = None, batch_size: int | None = None,
+                 python: str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="LiverResUNet-"))
         self.output = self.folder / "labels.nrrd"
         self.fraction, self.message = 0.0, "starting the prediction"
-        self._lines = []
-        self._queue = queue.Queue()
+        self._lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
         try:
             write_image(volume, self.folder / "input.nrrd")
             command = [python or sys.executable, "-m", "LiverResUNetLib", "predict", "--model", str(model_path),
@@ -67,12 +76,12 @@ class BackgroundPrediction:
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
 
-    def _read_output(self):
-        for line in self.process.stdout:
+    def _read_output(self) -> None:
+        for line in self.process.stdout or ():  # a pipe: never None
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def poll(self):
+    def poll(self) -> bool:
         """Take in the output so far; True once the child has ended and all its output is read."""
         finished = False
         while True:
@@ -92,20 +101,20 @@ class BackgroundPrediction:
             self.process.wait()
         return finished
 
-    def labels(self):
+    def labels(self) -> Volume:
         """The label Volume, once :meth:`poll` said the child ended; PredictionFailed if it failed."""
         if self.process.returncode != 0:
             raise PredictionFailed("the prediction failed (exit code {}):\n{}".format(
                 self.process.returncode, "\n".join(self._lines)))
         return read_image(self.output)
 
-    def cancel(self):
+    def cancel(self) -> None:
         """End the child now (if still running) and remove the temporary folder."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         """Remove the temporary folder (the input copy and the labels)."""
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -5,10 +5,15 @@ heart, holes where a vessel or a necrotic centre looked unusual, "tumors" in the
 tumor specks. Each rule below removes one kind and can be turned off.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from LiverResUNetLib.components import label_components
@@ -32,16 +37,17 @@ class PostprocessOptions:
     tumor_inside_liver: bool = True
     min_tumor_mm3: float = 10.0
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: dict[str, Any]) -> PostprocessOptions:
         """Options from a dict; ValueError naming unknown keys."""
         return dataclass_from_dict(cls, values, "post-processing options")
 
 
-def postprocess(labels, spacing, options=None):
+def postprocess(labels: npt.ArrayLike, spacing: Sequence[float], options: PostprocessOptions | None = None
+                ) -> np.ndarray:
     """Cleaned copy of a label array ``[k, j, i]`` (0 background, 1 liver, 2 tumor) as uint8.
 
     Args:
@@ -51,22 +57,22 @@ def postprocess(labels, spacing, options=None):
             ``[j, i]`` planes, so pass labels in canonical axial orientation.
     """
     options = options or PostprocessOptions()
-    labels = np.array(labels, dtype=np.uint8)
-    box = _bounding_box(labels > 0)
+    cleaned = np.array(labels, dtype=np.uint8)
+    box = _bounding_box(cleaned > 0)
     if box is None:
-        return labels
+        return cleaned
     # Every step works inside the liver's bounding box (one voxel wider): a fraction of a CT's voxels.
-    region = labels[box]
+    region = cleaned[box]
     if options.keep_largest_liver or options.tumor_inside_liver:
         _drop_components(region, options.keep_largest_liver, options.tumor_inside_liver)
     if options.fill_liver_holes:
         _fill_axial_holes(region)
     if options.min_tumor_mm3 > 0:
         _small_tumors_to_liver(region, options.min_tumor_mm3 / voxel_volume_mm3(spacing))
-    return labels
+    return cleaned
 
 
-def _bounding_box(mask, margin=1):
+def _bounding_box(mask: np.ndarray, margin: int = 1) -> tuple[slice, ...] | None:
     """Slices of the smallest box holding every True voxel of ``mask``, ``margin`` wider; None when empty."""
     box = []
     for axis in range(mask.ndim):
@@ -77,7 +83,7 @@ def _bounding_box(mask, margin=1):
     return tuple(box)
 
 
-def _drop_components(region, keep_largest, need_liver):
+def _drop_components(region: np.ndarray, keep_largest: bool, need_liver: bool) -> None:
     """Set to background, in place, the 3D components of the liver (labels 1 and 2) that are
     not the largest (``keep_largest``) or that hold no liver voxel, only tumor (``need_liver``).
 
@@ -100,7 +106,7 @@ def _drop_components(region, keep_largest, need_liver):
         region[dropped[components]] = BACKGROUND
 
 
-def _fill_axial_holes(region):
+def _fill_axial_holes(region: np.ndarray) -> None:
     """Label as liver the background enclosed by liver in each ``[j, i]`` slice, in place.
 
     Per slice rather than in 3D: a vessel running through the liver is a hole in the axial slices it
@@ -120,7 +126,7 @@ def _fill_axial_holes(region):
     region[is_hole[pieces]] = LIVER
 
 
-def _small_tumors_to_liver(region, min_voxels):
+def _small_tumors_to_liver(region: np.ndarray, min_voxels: float) -> None:
     """Relabel as liver, in place, the tumor components (lesions) of fewer than ``min_voxels`` voxels."""
     tumors, count = label_components(region == TUMOR)
     if count:
