@@ -101,11 +101,10 @@ def test_documented_config_lists_every_option_with_its_default():
 @pytest.mark.parametrize("name", ["phantom_cpu.yaml", "cpu.yaml"])
 def test_the_cpu_files_are_valid_configurations(name):
     from LiverResUNetLib.model.resunet import build_network, default_architecture
-    from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 
     config = load_config(DOCUMENTED.with_name(name))
     multiple = build_network(default_architecture()).size_multiple
     patch = config.sampling.patch_size
-    size = config.preprocessing.get("input_size", PreprocessingParams().input_size)
+    size = config.preprocessing.input_size
     assert patch % multiple == 0 and patch <= size, "train cannot cut these patches"
     assert config.optimization.early_stopping_patience == 0, "it trains on the clock (--max-minutes)"

@@ -8,13 +8,20 @@ a GPU no step waits for the CPU. Geometry moves images and labels together (labe
 sampling, so they stay 0/1/2); intensity changes touch the images only.
 """
 
+from __future__ import annotations
+
 import math
+import typing
 
 import torch
 import torch.nn.functional as F
 
+if typing.TYPE_CHECKING:
+    from LiverResUNetLib.training.config import AugmentationConfig
 
-def random_flip(images, labels, probability, generator):
+
+def random_flip(images: torch.Tensor, labels: torch.Tensor, probability: float, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror left-right the samples picked with ``probability``.
 
     Args:
@@ -32,7 +39,9 @@ def random_flip(images, labels, probability, generator):
     return images, labels
 
 
-def random_rotate_scale(images, labels, probability, max_degrees, scale_range, generator):
+def random_rotate_scale(images: torch.Tensor, labels: torch.Tensor, probability: float, max_degrees: float,
+                        scale_range: tuple[float, float], generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate by up to ``max_degrees`` and zoom by a factor in ``scale_range`` about the slice centre.
 
     Pixels brought in from outside the slice copy the border (air in CT), labels outside are background.
@@ -64,7 +73,8 @@ def random_rotate_scale(images, labels, probability, max_degrees, scale_range, g
     return images, labels
 
 
-def random_intensity(images, probability, contrast, brightness, noise_std, generator, noise_generator=None):
+def random_intensity(images: torch.Tensor, probability: float, contrast: float, brightness: float, noise_std: float,
+                     generator: torch.Generator, noise_generator: torch.Generator | None = None) -> torch.Tensor:
     """Scale contrast about each sample's mean, shift brightness, add Gaussian noise.
 
     Args:
@@ -89,7 +99,8 @@ def random_intensity(images, probability, contrast, brightness, noise_std, gener
     return (images - mean) * factor + mean + shift + sigma * noise
 
 
-def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings, seed: int):
+def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings: AugmentationConfig, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply every transform of an ``AugmentationConfig`` to a batch, on its device; returns new ``(images, labels)``.
 
     Everything random follows from ``seed``: the parameters from a CPU generator, the noise from a generator

@@ -7,7 +7,10 @@ of workers see the same batches. The workers read the memory-mapped slice store 
 itself) and send finished CPU tensors; augmentation happens afterwards on the training device.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -42,20 +45,24 @@ class StepBatches(torch.utils.data.Dataset):
     """
 
     def __init__(self, slices: SliceSet, sampler: BalancedSliceSampler, batch_size: int, steps_per_epoch: int,
-                 seed: int, rank: int, patch_size=None):
+                 seed: int, rank: int, patch_size: int | None = None) -> None:
         self.slices, self.sampler, self.patch_size = slices, sampler, patch_size
         self.batch_size, self.steps_per_epoch, self.seed, self.rank = batch_size, steps_per_epoch, seed, rank
-        self._drawn = (None, None)
+        # The slice indices of the epoch drawn last, and that epoch.
+        self._drawn_epoch: int | None = None
+        self._drawn = np.zeros(0, dtype=np.int64)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, step = key
-        if self._drawn[0] != epoch:
-            self._drawn = (epoch, self.sampler.epoch_indices(epoch, self.steps_per_epoch * self.batch_size))
-        indices = self._drawn[1][step * self.batch_size:(step + 1) * self.batch_size]
+        if self._drawn_epoch != epoch:
+            self._drawn_epoch = epoch
+            self._drawn = self.sampler.epoch_indices(epoch, self.steps_per_epoch * self.batch_size)
+        indices = self._drawn[step * self.batch_size:(step + 1) * self.batch_size]
         rng = np.random.default_rng(step_seed(self.seed, epoch, step, self.rank))
         return self.slices.batch(indices, self.patch_size, rng)
 
-    def loader(self, keys, workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    def loader(self, keys: Sequence[tuple[int, int]], workers: int, pin_memory: bool = False
+               ) -> torch.utils.data.DataLoader:
         """The batches of ``keys`` (``(epoch, step)`` pairs, in training order), made by ``workers`` processes
         (0: in this process) up to two batches ahead of each."""
         return torch.utils.data.DataLoader(self, batch_size=None, sampler=keys, num_workers=workers,

@@ -8,6 +8,7 @@ training loop derives every random draw from (seed, epoch, step).
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,13 +19,13 @@ CHECKPOINT_FORMAT = "LiverResUNet-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def save_checkpoint(path, state):
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` (a dict of plain data and tensors) to ``path`` in one atomic replace."""
     with atomic_path(path) as temporary:
         torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, temporary)
 
 
-def load_checkpoint(path):
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; InputError if it is missing or not one."""
     path = Path(path)
     if not path.is_file():

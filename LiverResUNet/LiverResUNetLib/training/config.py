@@ -8,13 +8,19 @@ model card, so a model always says how it was trained.
 
 import dataclasses
 import typing
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
+
+if typing.TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass
@@ -91,29 +97,32 @@ SCHEDULES = ("cosine", "poly", "constant")
 
 @dataclass
 class TrainConfig:
-    """Everything ``train`` needs; ``network`` and ``preprocessing`` override the model's own defaults."""
+    """Everything ``train`` needs; ``network`` overrides the model's default architecture, ``preprocessing`` is
+    the :class:`PreprocessingParams` the network is fed with (a partial mapping fills the rest with their
+    defaults)."""
 
     data: typing.Optional[str] = None
     out: typing.Optional[str] = None
     seed: int = 0
     split: SplitConfig = field(default_factory=SplitConfig)
     network: dict = field(default_factory=dict)
-    preprocessing: dict = field(default_factory=dict)
+    preprocessing: PreprocessingParams = field(default_factory=PreprocessingParams)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """The nested dict of plain values (the YAML file, the model card's ``training.config``)."""
+        return {**dataclasses.asdict(self), "preprocessing": self.preprocessing.to_dict()}
 
     @classmethod
-    def from_dict(cls, values, source="configuration"):
+    def from_dict(cls, values: Mapping[str, Any] | None, source: str | Path = "configuration") -> "TrainConfig":
         """Build a config from a (partial) nested dict; unknown keys and wrong types raise InputError."""
         return _build(cls, values or {}, source, prefix="")
 
-    def check(self, source="configuration"):
+    def check(self, source: str | Path = "configuration") -> "TrainConfig":
         """Refuse values that are the right type but make no sense (InputError naming ``source``)."""
         split, sampling, optimization = self.split, self.sampling, self.optimization
         problems = []
@@ -151,32 +160,34 @@ class TrainConfig:
 RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.early_stopping_patience")
 
 
-def resume_differences(saved, current):
+def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two config dicts and matter for ``--resume``."""
     return [key for key, (old, new) in _flat_pairs(saved, current)
             if old != new and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE)]
 
 
-def load_config(path=None, overrides=()):
+def load_config(path: str | Path | None = None,
+                overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> TrainConfig:
     """The defaults, updated from the YAML file at ``path`` (if any), then from ``overrides`` (dotted key -> value)."""
-    values = {}
+    values: dict[str, Any] = {}
     source = "configuration"
     if path is not None:
         source = str(path)
         try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
         except OSError as error:
             raise input_error(path, f"cannot read the configuration file ({error.strerror or error})") from None
         except yaml.YAMLError as error:
             raise input_error(path, f"not valid YAML ({error})") from None
-        if not isinstance(values, dict):
+        if not isinstance(loaded, dict):
             raise input_error(path, "a configuration file must be a mapping of sections to options")
+        values = loaded
     config = TrainConfig.from_dict(values, source)
     config = apply_overrides(config, overrides)
     return config.check(source)
 
 
-def apply_overrides(config, overrides):
+def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> TrainConfig:
     """A copy of ``config`` with ``overrides`` (a dict or pairs of dotted key -> value) applied."""
     values = config.to_dict()
     for key, value in dict(overrides).items():
@@ -190,7 +201,7 @@ def apply_overrides(config, overrides):
     return TrainConfig.from_dict(values, "command line")
 
 
-def parse_assignment(text):
+def parse_assignment(text: str) -> tuple[str, Any]:
     """``"section.key=value"`` -> ``("section.key", value)`` with the value read as YAML (numbers, null, lists)."""
     key, separator, raw = text.partition("=")
     if not separator or not key.strip():
@@ -201,13 +212,16 @@ def parse_assignment(text):
         raise input_error(f"--set {text}", "the value is not valid YAML") from None
 
 
-def write_config(config, path):
+def write_config(config: TrainConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (the file ``--config`` reads back)."""
     with atomic_path(path) as temporary:
         temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def _build(cls, values, source, prefix):
+_Section = TypeVar("_Section", bound="DataclassInstance")
+
+
+def _build(cls: type[_Section], values: object, source: str | Path, prefix: str) -> _Section:
     if not isinstance(values, dict):
         raise input_error(source, f"'{prefix.rstrip('.') or 'the file'}' must be a mapping")
     hints = typing.get_type_hints(cls)
@@ -216,17 +230,30 @@ def _build(cls, values, source, prefix):
     if unknown:
         raise input_error(source, f"unknown option(s) {', '.join(prefix + str(name) for name in unknown)}; "
                                   f"known: {', '.join(prefix + name for name in sorted(known))}")
-    arguments = {}
+    arguments: dict[str, Any] = {}
     for name, value in values.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if hint is PreprocessingParams:
+            arguments[name] = _preprocessing(value if value is not None else {}, source, f"{prefix}{name}")
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
             arguments[name] = _build(hint, value if value is not None else {}, source, f"{prefix}{name}.")
         else:
             arguments[name] = _coerce(value, hint, source, prefix + name)
     return cls(**arguments)
 
 
-def _coerce(value, hint, source, key):
+def _preprocessing(values: object, source: str | Path, key: str) -> PreprocessingParams:
+    """The :class:`PreprocessingParams` of a (partial) mapping, its defaults filling the rest; InputError naming
+    ``key`` when it holds an unknown parameter or a bad value."""
+    if not isinstance(values, dict):
+        raise input_error(source, f"'{key}' must be a mapping")
+    try:
+        return PreprocessingParams.from_dict({**PreprocessingParams().to_dict(), **values})
+    except (TypeError, ValueError) as error:
+        raise input_error(key, str(error)) from None
+
+
+def _coerce(value: object, hint: Any, source: str | Path, key: str) -> object:
     allowed = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,)
     if value is None and type(None) in allowed:
         return None
@@ -249,7 +276,8 @@ def _coerce(value, hint, source, key):
     raise input_error(source, f"{key} must be {names}, got {value!r}")
 
 
-def _flat_pairs(saved, current, prefix=""):
+def _flat_pairs(saved: Mapping[str, Any], current: Mapping[str, Any], prefix: str = ""
+                ) -> Iterator[tuple[str, tuple[Any, Any]]]:
     for key in sorted(set(saved) | set(current)):
         old, new = saved.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict):

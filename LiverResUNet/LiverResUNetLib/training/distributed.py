@@ -11,6 +11,7 @@ import os
 import typing
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -26,16 +27,16 @@ class DistributedContext:
     backend: typing.Optional[str] = None
 
     @property
-    def enabled(self):
+    def enabled(self) -> bool:
         """True in a process group (launched by torchrun), whatever its size."""
         return self.backend is not None
 
     @property
-    def is_main(self):
+    def is_main(self) -> bool:
         return self.rank == 0
 
 
-def start_distributed(device):
+def start_distributed(device: torch.device) -> DistributedContext:
     """Join the process group that ``torchrun`` set up (gloo on CPU, nccl on CUDA) whenever its environment
     (RANK and WORLD_SIZE) is present, also for one process; outside torchrun a plain single-process context.
 
@@ -71,7 +72,7 @@ def synchronise_batchnorm(network: torch.nn.Module, context: DistributedContext)
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(network) if uses_sync_batchnorm(context) else network
 
 
-def wrap_network(network, context):
+def wrap_network(network: torch.nn.Module, context: DistributedContext) -> torch.nn.Module:
     """The network wrapped in DistributedDataParallel in a process group (even of one process)."""
     if not context.enabled:
         return network
@@ -79,13 +80,13 @@ def wrap_network(network, context):
     return torch.nn.parallel.DistributedDataParallel(network, device_ids=ids)
 
 
-def wait_for_main(context):
+def wait_for_main(context: DistributedContext) -> None:
     """Block until every process gets here (e.g. until rank 0 has written the files the others read)."""
     if context.enabled:
         dist.barrier()
 
 
-def share_buffers_of_main(network, context):
+def share_buffers_of_main(network: torch.nn.Module, context: DistributedContext) -> None:
     """Give every process rank 0's buffers (BatchNorm statistics), so all hold the very model rank 0 saves.
 
     DDP keeps parameters identical but each process updates its running statistics on its own batches.
@@ -95,7 +96,7 @@ def share_buffers_of_main(network, context):
             dist.broadcast(buffer.data, src=0)
 
 
-def sum_across_processes(values, context):
+def sum_across_processes(values: np.ndarray, context: DistributedContext) -> np.ndarray:
     """Element-wise sum of a float64 numpy array over all processes (identity for one process)."""
     if not context.enabled:
         return values
@@ -104,7 +105,7 @@ def sum_across_processes(values, context):
     return tensor.cpu().numpy()
 
 
-def from_main(value, context):
+def from_main(value: float, context: DistributedContext) -> float:
     """Rank 0's ``value`` (a float, e.g. the share of the time limit used), the same in every process."""
     if not context.enabled:
         return float(value)
@@ -113,7 +114,7 @@ def from_main(value, context):
     return float(tensor.item())
 
 
-def stop_distributed(context):
+def stop_distributed(context: DistributedContext) -> None:
     """Leave the process group (after a final barrier so no process exits while others still talk)."""
     if context.enabled and dist.is_initialized():
         dist.barrier()

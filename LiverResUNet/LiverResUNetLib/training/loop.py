@@ -9,26 +9,30 @@ ends. ``train_model(..., resume=True)`` continues from ``checkpoint.pth``; becau
 only on (seed, epoch, step), the resumed run sees the very batches the interrupted one would have seen.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from LiverResUNetLib.atomic import atomic_path, remove_partial_files
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.callbacks import CancelCheck, Progress
+from LiverResUNetLib.datasets.cases import Case, CaseSource, discover_cases
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.evaluation.metrics import mean_sd
 from LiverResUNetLib.inference.predictor import pick_device
-from LiverResUNetLib.model.model_file import load_model, new_card, save_model
+from LiverResUNetLib.model.model_file import fitting_network, load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
-from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.training import distributed
 from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
@@ -37,14 +41,15 @@ from LiverResUNetLib.training.config import TrainConfig, resume_differences, wri
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
 from LiverResUNetLib.training.sampling import BalancedSliceSampler
 from LiverResUNetLib.training.slices import SliceSet, SliceStore, write_slice_store
-from LiverResUNetLib.training.splits import make_splits
+from LiverResUNetLib.training.splits import Split, make_splits
 from LiverResUNetLib.training.validation import validate
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
 STORE_FOLDER = "slice_store"
 
 
-def train_model(config, progress=None, resume=False, cancel=None):
+def train_model(config: TrainConfig, progress: Progress | None = None, resume: bool = False,
+                cancel: CancelCheck | None = None) -> Path:
     """Train on ``config.data`` into ``config.out`` and return the path of the best model file.
 
     With ``split.folds`` set and no ``split.fold``, use :func:`train_cross_validation` instead.
@@ -62,23 +67,24 @@ def train_model(config, progress=None, resume=False, cancel=None):
         return _Run(config, dataset, dataset.splits[0], progress, cancel).train(resume)
 
 
-def train_cross_validation(config, progress=None, resume=False, cancel=None):
+def train_cross_validation(config: TrainConfig, progress: Progress | None = None, resume: bool = False,
+                           cancel: CancelCheck | None = None) -> list[Path]:
     """Train every fold of ``split.folds`` into ``OUT/fold_<i>``; returns the model paths, fold by fold.
 
     Writes ``OUT/cross_validation.json`` with each fold's best validation Dice and their mean and sd.
     """
     with _training_data(config, progress) as dataset:
         if dataset.context.is_main:
-            write_config(dataset.config, Path(config.out) / CONFIG_FILE)
+            write_config(dataset.config, _out(config) / CONFIG_FILE)
         paths, folds = [], []
         for split in dataset.splits:
-            fold_config = _replace(config, out=str(Path(config.out) / f"fold_{split.fold}"), fold=split.fold)
+            fold_config = _replace(config, out=str(_out(config) / f"fold_{split.fold}"), fold=split.fold)
             run = _Run(fold_config, dataset, split, progress, cancel)
             # Resuming cross-validation continues the interrupted fold; folds not started yet start afresh.
-            paths.append(run.train(resume and (Path(fold_config.out) / CHECKPOINT_FILE).exists()))
+            paths.append(run.train(resume and (_out(fold_config) / CHECKPOINT_FILE).exists()))
             folds.append({"fold": split.fold, "val": split.val, "model": str(paths[-1]), **run.state["best"]})
     if dataset.context.is_main:
-        _write_json(Path(config.out) / "cross_validation.json", {
+        _write_json(_out(config) / "cross_validation.json", {
             "method": f"patient-wise {config.split.folds}-fold cross-validation", "seed": config.seed,
             "folds": folds, "summary": {key: mean_sd([fold[key] for fold in folds])
                                         for key in ("val_liver_dice", "val_tumor_dice")}})
@@ -87,24 +93,23 @@ def train_cross_validation(config, progress=None, resume=False, cancel=None):
 
 @dataclass
 class _TrainingData:
-    """Every case's slices (computed once, in a store), the splits, the resolved preprocessing and architecture."""
+    """Every case's slices (computed once, in a store), the splits, the resolved configuration and architecture."""
 
     context: distributed.DistributedContext
     config: TrainConfig
-    architecture: dict
-    params: PreprocessingParams
-    sources: dict
+    architecture: dict[str, Any]
+    sources: dict[str, CaseSource]
     store: SliceStore
-    splits: list
+    splits: list[Split]
 
 
 @contextlib.contextmanager
-def _training_data(config, progress):
+def _training_data(config: TrainConfig, progress: Progress | None) -> Iterator[_TrainingData]:
     """The :class:`_TrainingData` of ``config``; afterwards the DDP group is left and the slice store removed.
 
     The run folder is removed too if the store was all it held (a run that failed before its first file).
     """
-    out = Path(config.out)
+    out = _out(config)
     created = not out.exists()
     main = int(os.environ.get("RANK", "0")) == 0
     try:
@@ -118,51 +123,49 @@ def _training_data(config, progress):
                 out.rmdir()
 
 
-def _load_training_data(config, progress):
+def _load_training_data(config: TrainConfig, progress: Progress | None) -> _TrainingData:
     """Resolve the network and preprocessing, join the DDP group, store every case's slices, split by patient."""
     if config.runtime.threads:
         torch.set_num_threads(config.runtime.threads)
     context = distributed.start_distributed(pick_device(config.runtime.device))
-    try:
-        params = PreprocessingParams.from_dict({**PreprocessingParams().to_dict(), **config.preprocessing})
-    except (TypeError, ValueError) as error:
-        raise input_error("preprocessing", str(error)) from None
+    params = config.preprocessing
     architecture = {**default_architecture(), "in_channels": params.channels, **config.network}
     if architecture["in_channels"] != params.channels:
         raise input_error("network.in_channels", f"is {architecture['in_channels']} but "
                                                  f"preprocessing.context_slices={params.context_slices} "
                                                  f"gives {params.channels} input channels")
     try:
-        new_card(architecture, params)
+        network = fitting_network(architecture, params)
     except (TypeError, ValueError) as error:
         raise input_error("network", f"does not fit the preprocessing: {error}") from None
-    patch, multiple = config.sampling.patch_size, build_network(architecture).size_multiple
+    patch, multiple = config.sampling.patch_size, network.size_multiple
     if patch is not None and (patch > params.input_size or patch % multiple):
         raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
                                                  f"({params.input_size}) and a multiple of {multiple}")
     sources = {source.case_id: source for source in discover_cases(config.data)}
-    folder = Path(config.out) / STORE_FOLDER
+    folder = _out(config) / STORE_FOLDER
     if context.is_main:
         write_slice_store(list(sources.values()), params, folder, progress)
     distributed.wait_for_main(context)
     store = SliceStore.open(folder)
     has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids)}
     return _TrainingData(
-        context=context, architecture=architecture, params=params, sources=sources, store=store,
-        config=_replace(config, network=architecture, preprocessing=params.to_dict()),
+        context=context, architecture=architecture, sources=sources, store=store,
+        config=_replace(config, network=architecture),
         splits=make_splits(store.case_ids, config.split, config.seed, has_tumor, source=config.data))
 
 
 class _Run:
     """One model trained on one split."""
 
-    def __init__(self, config, dataset, split, progress, cancel):
+    def __init__(self, config: TrainConfig, dataset: _TrainingData, split: Split, progress: Progress | None,
+                 cancel: CancelCheck | None) -> None:
         self.config = _replace(dataset.config, out=config.out, fold=config.split.fold)
         self.dataset, self.split, self.cancel = dataset, split, cancel
         self.context = dataset.context
         self.progress = progress if self.context.is_main else None
-        self.out = Path(config.out)
-        self.slices = SliceSet(dataset.store, split.train, dataset.params.context_slices)
+        self.out = _out(config)
+        self.slices = SliceSet(dataset.store, split.train, dataset.config.preprocessing.context_slices)
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
         lesions = self.slices.lesions() if config.sampling.balance_lesions else None
@@ -180,19 +183,20 @@ class _Run:
                                            weight_decay=optimization.weight_decay)
         self.loss = DiceCrossEntropyLoss(config.loss.dice_weight, config.loss.cross_entropy_weight)
         self.time_used = 0.0
-        self.state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "history": [], "best": None,
-                      "epochs_without_improvement": 0, "seconds": 0.0, "lr": 0.0}
+        self.state: dict[str, Any] = {
+            "epoch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "history": [], "best": None,
+            "epochs_without_improvement": 0, "seconds": 0.0, "lr": 0.0}
 
     # -- the loop --------------------------------------------------------------------------------------------
 
-    def train(self, resume):
+    def train(self, resume: bool) -> Path:
         optimization = self.config.optimization
         self._start(resume)
         started = _clock()
         seconds_before = self.state["seconds"]
         self.time_used = self._share_of_time_limit()
         stop = self.state["epoch"] >= optimization.epochs or self._patience_exhausted() or self._time_spent()
-        batches = None if stop else iter(self._batch_loader())
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(()) if stop else iter(self._batch_loader())
         while not stop:
             epoch = self.state["epoch"]
             self.model.train()
@@ -217,7 +221,7 @@ class _Run:
             stop = out_of_time or self.state["epoch"] >= optimization.epochs or self._patience_exhausted()
         return self._finish()
 
-    def _time_spent(self):
+    def _time_spent(self) -> bool:
         """True (and said) when a resumed run's --max-minutes is already used up: its model is kept as it is."""
         if self.time_used < 1.0:
             return False
@@ -227,7 +231,7 @@ class _Run:
                                "model is kept; resume with a larger --max-minutes to train on")
         return True
 
-    def _batch_loader(self):
+    def _batch_loader(self) -> torch.utils.data.DataLoader:
         """The batches of every step left in the run, in order, made ahead by ``runtime.workers`` processes."""
         optimization, workers = self.config.optimization, self.config.runtime.workers
         first_epoch, first_step = self.state["epoch"], self.state["step"]
@@ -236,7 +240,7 @@ class _Run:
         return self.batches.loader(keys, default_workers() if workers is None else workers,
                                    pin_memory=self.context.device.type == "cuda")
 
-    def _train_step(self, epoch, step, images, labels):
+    def _train_step(self, epoch: int, step: int, images: torch.Tensor, labels: torch.Tensor) -> float:
         if self.cancel is not None and self.cancel():
             raise Cancelled("training cancelled; --resume continues from the last checkpoint")
         device = self.context.device
@@ -254,7 +258,7 @@ class _Run:
         self.optimizer.step()
         return float(loss.detach())
 
-    def _end_epoch(self, partial):
+    def _end_epoch(self, partial: bool) -> None:
         """Validate, keep the model if it is the best, record the epoch's history row and save a checkpoint.
 
         An epoch cut by the clock (``partial``) stays open: epoch, step and the running loss are kept, so a resume
@@ -292,7 +296,7 @@ class _Run:
         self._report(f"epoch {epoch + 1}/{self.config.optimization.epochs} "
                      f"{'cut by the clock' if partial else 'done'}, loss {_format(row['train_loss'], 4)}")
 
-    def _finish(self):
+    def _finish(self) -> Path:
         """Rewrite the best model with the whole history in its card, and return its path."""
         path = self.out / MODEL_FILE
         if self.context.is_main:
@@ -308,7 +312,7 @@ class _Run:
 
     # -- start, resume, save ---------------------------------------------------------------------------------
 
-    def _start(self, resume):
+    def _start(self, resume: bool) -> None:
         checkpoint = self.out / CHECKPOINT_FILE
         if resume:
             saved = load_checkpoint(checkpoint)
@@ -330,17 +334,17 @@ class _Run:
             self.out.mkdir(parents=True, exist_ok=True)
             write_config(self.config, self.out / CONFIG_FILE)
 
-    def _save_checkpoint(self):
+    def _save_checkpoint(self) -> None:
         if self.context.is_main:
             save_checkpoint(self.out / CHECKPOINT_FILE, {
                 "config": self.config.to_dict(), "split": self.split.to_dict(),
                 "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "state": self.state})
 
-    def _save_model(self, network):
+    def _save_model(self, network: torch.nn.Module) -> None:
         save_model(self.out / MODEL_FILE, network, self._card())
 
-    def _card(self):
+    def _card(self) -> dict[str, Any]:
         best = self.state["best"] or {}
         training = {
             "data": str(self.config.data), "cases": sorted(self.dataset.sources), "split": self.split.to_dict(),
@@ -349,16 +353,16 @@ class _Run:
             "processes": self.context.world_size, "backend": self.context.backend,
             "config": self.config.to_dict()}
         metrics = {key: best.get(key) for key in ("val_liver_dice", "val_tumor_dice", "epoch")}
-        return new_card(self.dataset.architecture, self.dataset.params.to_dict(), training=training, metrics=metrics)
+        return new_card(self.dataset.architecture, self.config.preprocessing, training=training, metrics=metrics)
 
-    def _validation_cases(self):
+    def _validation_cases(self) -> Iterator[tuple[int, Case]]:
         """This process's validation cases, read one at a time (never all held in memory)."""
         for case in self.split.val[self.context.rank::self.context.world_size]:
             yield self.split.val.index(case), self.dataset.sources[case].load()
 
     # -- small helpers ---------------------------------------------------------------------------------------
 
-    def _learning_rate(self, epoch, step):
+    def _learning_rate(self, epoch: int, step: int) -> float:
         """Linear warm-up, then the schedule; with --max-minutes it follows the clock when that is further along,
         so a run cut short by its time limit still ends at a low learning rate."""
         optimization = self.config.optimization
@@ -375,16 +379,16 @@ class _Run:
             return rate * max(0.01, (1 - position) ** 0.9)
         return rate
 
-    def _patience_exhausted(self):
+    def _patience_exhausted(self) -> bool:
         patience = self.config.optimization.early_stopping_patience
         return patience > 0 and bool(self.split.val) and self.state["epochs_without_improvement"] >= patience
 
-    def _share_of_time_limit(self):
+    def _share_of_time_limit(self) -> float:
         """The share of --max-minutes used by the whole run, every resumed invocation included."""
         limit = self.config.runtime.max_minutes
         return 0.0 if limit is None else self.state["seconds"] / (limit * 60)
 
-    def _report(self, message):
+    def _report(self, message: str) -> None:
         """Progress with the overall fraction done, the running loss and the latest validation Dice."""
         if not self.progress:
             return
@@ -396,7 +400,8 @@ class _Run:
                       f"tumor {_format(last.get('val_tumor_dice'))}")
 
 
-def _replace(config, out=None, fold=None, network=None, preprocessing=None):
+def _replace(config: TrainConfig, out: str | None = None, fold: int | None = None,
+             network: dict[str, Any] | None = None) -> TrainConfig:
     """A copy of ``config`` with some fields changed (dataclasses.replace, nested)."""
     values = config.to_dict()
     if out is not None:
@@ -405,26 +410,31 @@ def _replace(config, out=None, fold=None, network=None, preprocessing=None):
         values["split"]["fold"] = fold
     if network is not None:
         values["network"] = network
-    if preprocessing is not None:
-        values["preprocessing"] = preprocessing
     return TrainConfig.from_dict(values)
 
 
-def _clock():
+def _out(config: TrainConfig) -> Path:
+    """The run folder ``config.out``, which training cannot do without."""
+    if config.out is None:
+        raise input_error("out", "training needs a run folder to write into")
+    return Path(config.out)
+
+
+def _clock() -> float:
     """Seconds of a monotonic clock (a function of its own so that tests can run training on a fake clock)."""
     return time.monotonic()
 
 
-def _score(liver, tumor):
+def _score(liver: float | None, tumor: float | None) -> float:
     """What "best" means: the mean of the liver and tumor Dice (liver alone when no tumor was validated)."""
     values = [value for value in (liver, tumor) if value is not None]
     return float(np.mean(values)) if values else 0.0
 
 
-def _format(value, digits=3):
+def _format(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _write_json(path, content):
+def _write_json(path: Path, content: dict[str, Any]) -> None:
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(content, indent=2))

@@ -20,11 +20,11 @@ class DiceCrossEntropyLoss(nn.Module):
         smooth: added to numerator and denominator; keeps an empty region's Dice defined.
     """
 
-    def __init__(self, dice_weight=1.0, cross_entropy_weight=1.0, smooth=1.0):
+    def __init__(self, dice_weight: float = 1.0, cross_entropy_weight: float = 1.0, smooth: float = 1.0) -> None:
         super().__init__()
         self.dice_weight, self.cross_entropy_weight, self.smooth = dice_weight, cross_entropy_weight, smooth
 
-    def forward(self, logits, target):
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``logits``: ``[batch, 3, rows, columns]``; ``target``: ``[batch, rows, columns]`` labels 0/1/2."""
         loss = logits.new_zeros(())
         if self.cross_entropy_weight:
@@ -37,6 +37,6 @@ class DiceCrossEntropyLoss(nn.Module):
             loss = loss + self.dice_weight * (1 - torch.stack(dice).mean())
         return loss
 
-    def _soft_dice(self, prediction, reference):
+    def _soft_dice(self, prediction: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         intersection = (prediction * reference).sum()
         return (2 * intersection + self.smooth) / (prediction.sum() + reference.sum() + self.smooth)

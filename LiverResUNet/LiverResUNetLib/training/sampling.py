@@ -14,7 +14,10 @@ slices it would have seen, and every DDP process computes the same draws and kee
 (the role ``DistributedSampler`` plays for a plain dataset).
 """
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from LiverResUNetLib.components import label_components
@@ -22,17 +25,17 @@ from LiverResUNetLib.components import label_components
 BACKGROUND_SLICE, LIVER_SLICE, TUMOR_SLICE = 0, 1, 2
 
 
-def slice_categories(labels):
+def slice_categories(labels: npt.ArrayLike) -> np.ndarray:
     """Category of each slice of a ``[n, rows, columns]`` label array: tumor if any 2, else liver if any 1."""
-    labels = np.asarray(labels)
-    flat = labels.reshape(labels.shape[0], -1)
-    categories = np.full(labels.shape[0], BACKGROUND_SLICE, dtype=np.uint8)
+    array = np.asarray(labels)
+    flat = array.reshape(array.shape[0], -1)
+    categories = np.full(array.shape[0], BACKGROUND_SLICE, dtype=np.uint8)
     categories[(flat == 1).any(axis=1)] = LIVER_SLICE
     categories[(flat == 2).any(axis=1)] = TUMOR_SLICE
     return categories
 
 
-def lesion_slices(labels, case_of_slice):
+def lesion_slices(labels: np.ndarray, case_of_slice: np.ndarray) -> list[np.ndarray]:
     """The slice indices of every tumor lesion (a 3D connected component of label 2 within one case).
 
     Args:
@@ -61,9 +64,10 @@ class BalancedSliceSampler:
             a lesion uniformly, then one of its slices. None draws tumor slices uniformly.
     """
 
-    def __init__(self, categories, fractions, seed, rank=0, world_size=1, lesions=None):
-        categories = np.asarray(categories)
-        self.members = [np.flatnonzero(categories == category) for category in
+    def __init__(self, categories: npt.ArrayLike, fractions: Sequence[float], seed: int, rank: int = 0,
+                 world_size: int = 1, lesions: Sequence[npt.ArrayLike] | None = None) -> None:
+        category_of_slice = np.asarray(categories)
+        self.members = [np.flatnonzero(category_of_slice == category) for category in
                         (BACKGROUND_SLICE, LIVER_SLICE, TUMOR_SLICE)]
         weights = np.array([share if len(members) else 0.0 for share, members in zip(fractions, self.members)],
                            dtype=float)
@@ -75,7 +79,7 @@ class BalancedSliceSampler:
         self.lesions = [np.asarray(slices) for slices in lesions or ()]
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
 
-    def epoch_indices(self, epoch, count):
+    def epoch_indices(self, epoch: int, count: int) -> np.ndarray:
         """This process's ``count`` slice indices for ``epoch`` (all processes draw from one shared stream)."""
         rng = np.random.default_rng([self.seed, int(epoch)])
         total = count * self.world_size
@@ -93,7 +97,8 @@ class BalancedSliceSampler:
         return indices[self.rank::self.world_size]
 
 
-def patch_corners(labels, categories, patch_size, rng):
+def patch_corners(labels: np.ndarray, categories: np.ndarray, patch_size: int, rng: np.random.Generator
+                  ) -> np.ndarray:
     """Top-left corners ``[n, 2]`` of ``patch_size`` patches around each slice's tumor / liver / anywhere.
 
     The patch centre is a random pixel of the slice's category (of one tumor, picked uniformly among the

@@ -8,23 +8,33 @@ slices live in the page cache, shared by every DDP process and DataLoader worker
 them (no CT is read or preprocessed again).
 """
 
+from __future__ import annotations
+
 import json
 import shutil
+import typing
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from LiverResUNetLib.atomic import atomic_path
-from LiverResUNetLib.preprocessing.intensity import preprocess_slices, resize_labels
+from LiverResUNetLib.callbacks import Progress
+from LiverResUNetLib.preprocessing.intensity import PreprocessingParams, preprocess_slices, resize_labels
 from LiverResUNetLib.preprocessing.orientation import to_canonical
 from LiverResUNetLib.training.sampling import TUMOR_SLICE, lesion_slices, patch_corners, slice_categories
+
+if typing.TYPE_CHECKING:
+    from LiverResUNetLib.datasets.cases import Case, CaseSource
 
 MANIFEST = "manifest.json"
 
 
-def case_slices(case, params):
+def case_slices(case: Case, params: PreprocessingParams) -> tuple[np.ndarray, np.ndarray]:
     """``(images float16 [n, size, size], labels uint8 [n, size, size])`` of one case, exactly as inference sees it."""
     image = to_canonical(case.image)
     images = preprocess_slices(image.array, params, image.pixel_spacing).astype(np.float16)
@@ -41,44 +51,45 @@ class SliceStore:
     """
 
     folder: Path
-    case_ids: list
-    counts: list
-    _arrays: dict = field(default_factory=dict, repr=False, compare=False)
+    case_ids: list[str]
+    counts: list[int]
+    _arrays: dict[tuple[int, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def open(cls, folder):
+    def open(cls, folder: str | Path) -> SliceStore:
         """The store written by :func:`write_slice_store` in ``folder``."""
         manifest = json.loads((Path(folder) / MANIFEST).read_text())
         return cls(Path(folder), [case["case_id"] for case in manifest["cases"]],
                    [case["slices"] for case in manifest["cases"]])
 
-    def images(self, position):
+    def images(self, position: int) -> np.ndarray:
         """The ``[n, size, size]`` float16 images of the case at ``position``, memory-mapped read-only."""
         return self._array(position, "images")
 
-    def labels(self, position):
+    def labels(self, position: int) -> np.ndarray:
         """The ``[n, size, size]`` uint8 labels of the case at ``position``, memory-mapped read-only."""
         return self._array(position, "labels")
 
-    def has_tumor(self, position):
+    def has_tumor(self, position: int) -> bool:
         return bool((self.labels(position) == 2).any())
 
-    def _array(self, position, kind):
+    def _array(self, position: int, kind: str) -> np.ndarray:
         key = (position, kind)
         if key not in self._arrays:
             self._arrays[key] = np.load(self.folder / f"{position}.{kind}.npy", mmap_mode="r")
         return self._arrays[key]
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_arrays": {}}
 
 
-def write_slice_store(sources, params, folder, progress=None):
+def write_slice_store(sources: Sequence[CaseSource], params: PreprocessingParams, folder: str | Path,
+                      progress: Progress | None = None) -> SliceStore:
     """Preprocess every case of ``sources`` (``CaseSource`` list) into a new store in ``folder``; returns it.
 
     Cases are read and preprocessed one at a time, so memory holds one case at most.
     """
-    def cases():
+    def cases() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         for position, source in enumerate(sources):
             if progress:
                 progress(0.0, f"preparing slices of {source.case_id} ({position + 1}/{len(sources)})")
@@ -87,23 +98,24 @@ def write_slice_store(sources, params, folder, progress=None):
     return store_slices(cases(), folder, params.to_dict())
 
 
-def store_slices(cases, folder, preprocessing):
+def store_slices(cases: Iterable[tuple[str, np.ndarray, np.ndarray]], folder: str | Path,
+                 preprocessing: dict[str, Any]) -> SliceStore:
     """Write ``(case_id, images, labels)`` triples, one at a time, into a new store in ``folder``; returns it.
 
     ``folder`` is emptied first; the manifest (with the ``preprocessing`` dict) is written last, so a store cut
     short by a crash is never opened.
     """
-    folder = Path(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    store = Path(folder)
+    shutil.rmtree(store, ignore_errors=True)
+    store.mkdir(parents=True)
     written = []
     for position, (case_id, images, labels) in enumerate(cases):
-        np.save(folder / f"{position}.images.npy", np.asarray(images, dtype=np.float16))
-        np.save(folder / f"{position}.labels.npy", np.asarray(labels, dtype=np.uint8))
+        np.save(store / f"{position}.images.npy", np.asarray(images, dtype=np.float16))
+        np.save(store / f"{position}.labels.npy", np.asarray(labels, dtype=np.uint8))
         written.append({"case_id": case_id, "slices": len(images)})
-    with atomic_path(folder / MANIFEST) as temporary:
+    with atomic_path(store / MANIFEST) as temporary:
         temporary.write_text(json.dumps({"preprocessing": preprocessing, "cases": written}, indent=1))
-    return SliceStore.open(folder)
+    return SliceStore.open(store)
 
 
 class SliceSet:
@@ -118,7 +130,7 @@ class SliceSet:
         context_slices: neighbours on each side stacked as extra channels (clamped at each case's ends).
     """
 
-    def __init__(self, store, case_ids, context_slices):
+    def __init__(self, store: SliceStore, case_ids: Iterable[str], context_slices: int) -> None:
         self.store, self.case_ids = store, list(case_ids)
         self.positions = [store.case_ids.index(case) for case in self.case_ids]
         counts = [store.counts[position] for position in self.positions]
@@ -128,10 +140,10 @@ class SliceSet:
         self.offsets = np.arange(-context_slices, context_slices + 1)
         self.categories = np.concatenate([slice_categories(store.labels(position)) for position in self.positions])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.case_of_slice)
 
-    def lesions(self):
+    def lesions(self) -> list[np.ndarray]:
         """The slice indices of every tumor lesion of the set (see :func:`lesion_slices`), case by case."""
         lesions = []
         for number, position in enumerate(self.positions):
@@ -141,20 +153,23 @@ class SliceSet:
                 lesions += [self.starts[number] + slices for slices in found]
         return lesions
 
-    def batch(self, indices, patch_size=None, rng=None):
+    def batch(self, indices: npt.ArrayLike, patch_size: int | None = None, rng: np.random.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images [b, channels, p, p] float32, labels [b, p, p] int64)`` for slice ``indices``.
 
         ``p`` is the whole slice, or ``patch_size`` with patches placed by :func:`patch_corners` from ``rng``.
         """
-        images, labels = [], []
+        image_list, label_list = [], []
         for index in np.asarray(indices):
             number, within = self.case_of_slice[index], self.slice_in_case[index]
             position = self.positions[number]
             channels = np.clip(within + self.offsets, 0, self.store.counts[position] - 1)
-            images.append(self.store.images(position)[channels])
-            labels.append(self.store.labels(position)[within])
-        images, labels = np.stack(images), np.stack(labels)
+            image_list.append(self.store.images(position)[channels])
+            label_list.append(self.store.labels(position)[within])
+        images, labels = np.stack(image_list), np.stack(label_list)
         if patch_size is not None and patch_size < labels.shape[-1]:
+            if rng is None:
+                raise ValueError("patches are placed at random: batch() needs an rng with a patch_size")
             corners = patch_corners(labels, slice_categories(labels), patch_size, rng)
             images = np.stack([image[:, row:row + patch_size, column:column + patch_size]
                                for image, (row, column) in zip(images, corners)])

@@ -5,30 +5,39 @@ Slice-level random splits put neighbouring slices of one patient on both sides a
 evenly over the folds so that every validation set has tumors to score when there are enough of them.
 """
 
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 
 from LiverResUNetLib.errors import input_error
+
+if typing.TYPE_CHECKING:
+    from LiverResUNetLib.training.config import SplitConfig
 
 
 @dataclass
 class Split:
     """One division of case ids into training and validation, with how it was made."""
 
-    train: list
-    val: list
+    train: list[str]
+    val: list[str]
     method: str
     seed: int
     folds: Optional[int] = None
     fold: Optional[int] = None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def make_splits(case_ids, split_config, seed, has_tumor=None, source="dataset"):
+def make_splits(case_ids: Iterable[str], split_config: SplitConfig, seed: int,
+                has_tumor: Mapping[str, bool] | None = None, source: str | Path | None = "dataset") -> list[Split]:
     """The splits a ``SplitConfig`` asks for: one hold-out split, every k-fold split, or one chosen fold."""
     if split_config.folds is None:
         return [holdout_split(case_ids, split_config.val_fraction, seed, has_tumor, source)]
@@ -36,7 +45,8 @@ def make_splits(case_ids, split_config, seed, has_tumor=None, source="dataset"):
     return splits if split_config.fold is None else [splits[split_config.fold]]
 
 
-def holdout_split(case_ids, val_fraction, seed, has_tumor=None, source="dataset"):
+def holdout_split(case_ids: Iterable[str], val_fraction: float, seed: int,
+                  has_tumor: Mapping[str, bool] | None = None, source: str | Path | None = "dataset") -> Split:
     """Hold out ``val_fraction`` of the patients (at least one) for validation; 0 trains on every patient."""
     if val_fraction == 0:
         return all_patients_split(case_ids, seed, source)
@@ -47,7 +57,7 @@ def holdout_split(case_ids, val_fraction, seed, has_tumor=None, source="dataset"
                         f"(seeded shuffle, tumor-free patients spread evenly)")
 
 
-def all_patients_split(case_ids, seed, source="dataset"):
+def all_patients_split(case_ids: Iterable[str], seed: int, source: str | Path | None = "dataset") -> Split:
     """Every patient in training and none validated (nnU-Net's fold "all"), for cohorts too small to hold any out."""
     order = _stratified_order(case_ids, seed, None, source, minimum=1)
     return Split(train=sorted(order), val=[], seed=seed,
@@ -55,7 +65,8 @@ def all_patients_split(case_ids, seed, source="dataset"):
                         f"last model kept)")
 
 
-def kfold_splits(case_ids, folds, seed, has_tumor=None, source="dataset"):
+def kfold_splits(case_ids: Iterable[str], folds: int, seed: int, has_tumor: Mapping[str, bool] | None = None,
+                 source: str | Path | None = "dataset") -> list[Split]:
     """K splits whose validation sets partition the patients; every patient is validated exactly once."""
     order = _stratified_order(case_ids, seed, has_tumor, source, minimum=folds)
     return [Split(train=sorted(order[i] for i in range(len(order)) if i % folds != fold),
@@ -65,18 +76,19 @@ def kfold_splits(case_ids, folds, seed, has_tumor=None, source="dataset"):
             for fold in range(folds)]
 
 
-def _stratified_order(case_ids, seed, has_tumor, source, minimum):
+def _stratified_order(case_ids: Iterable[str], seed: int, has_tumor: Mapping[str, bool] | None,
+                      source: str | Path | None, minimum: int) -> list[str]:
     """Case ids shuffled within tumor / tumor-free groups, then interleaved in proportion."""
-    case_ids = sorted(case_ids)
-    if len(set(case_ids)) != len(case_ids):
+    cases = sorted(case_ids)
+    if len(set(cases)) != len(cases):
         raise input_error(source, "case ids are not unique, so a patient-wise split is impossible")
-    if len(case_ids) < minimum:
-        raise input_error(source, f"{len(case_ids)} case(s) found; a patient-wise split needs at least {minimum}")
+    if len(cases) < minimum:
+        raise input_error(source, f"{len(cases)} case(s) found; a patient-wise split needs at least {minimum}")
     rng = np.random.default_rng(seed)
-    has_tumor = has_tumor or {}
+    tumor = has_tumor or {}
     keyed = []
     for group in (True, False):
-        members = [case for case in case_ids if bool(has_tumor.get(case, True)) == group]
+        members = [case for case in cases if bool(tumor.get(case, True)) == group]
         members = [members[i] for i in rng.permutation(len(members))]
         keyed += [((rank + 0.5) / len(members), group, case) for rank, case in enumerate(members)]
     return [case for _, _, case in sorted(keyed)]

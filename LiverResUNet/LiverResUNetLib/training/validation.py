@@ -5,19 +5,31 @@ Dice that picks the best model is the Dice of the model file as shipped. With se
 validates its share of the cases and the voxel counts are summed across processes.
 """
 
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 
 from LiverResUNetLib.evaluation.metrics import overlap_metrics
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel
-from LiverResUNetLib.training.distributed import sum_across_processes
+from LiverResUNetLib.training.distributed import DistributedContext, sum_across_processes
 from LiverResUNetLib.volume import TUMOR
+
+if typing.TYPE_CHECKING:
+    import torch
+
+    from LiverResUNetLib.datasets.cases import Case
 
 # Per case: liver true / false positives, false negatives, then the same for the tumor, then the voxel count.
 _COUNTS = 7
 
 
-def validate(network, card, cases, context, case_count):
+def validate(network: torch.nn.Module, card: dict[str, Any], cases: Iterable[tuple[int, Case]],
+             context: DistributedContext, case_count: int) -> tuple[float | None, float | None]:
     """Mean per-case ``(liver Dice, tumor Dice)`` over the validation cases (tumor over cases with tumor).
 
     Args:
@@ -39,21 +51,22 @@ def validate(network, card, cases, context, case_count):
     return _mean(liver), _mean(tumor)
 
 
-def region_counts(predicted, reference):
+def region_counts(predicted: np.ndarray, reference: np.ndarray) -> list[int]:
     """True positives, false positives and false negatives of the liver (labels 1|2) and the tumor (2)."""
     counts = []
     for predicted_mask, reference_mask in ((predicted > 0, reference > 0), (predicted == TUMOR, reference == TUMOR)):
-        counts += [np.count_nonzero(predicted_mask & reference_mask),
-                   np.count_nonzero(predicted_mask & ~reference_mask),
-                   np.count_nonzero(~predicted_mask & reference_mask)]
+        counts += [int(np.count_nonzero(predicted_mask & reference_mask)),
+                   int(np.count_nonzero(predicted_mask & ~reference_mask)),
+                   int(np.count_nonzero(~predicted_mask & reference_mask))]
     return counts + [reference.size]
 
 
-def _dice(counts, voxels):
-    tp, fp, fn = counts
-    return overlap_metrics(tp, fp, fn, voxels - tp - fp - fn)["dice"]
+def _dice(counts: np.ndarray, voxels: float) -> float | None:
+    """The Dice of a row's ``(tp, fp, fn)``; the counts, summed across processes as float64, are whole."""
+    tp, fp, fn = (int(count) for count in counts)
+    return overlap_metrics(tp, fp, fn, int(voxels) - tp - fp - fn)["dice"]
 
 
-def _mean(values):
-    values = [value for value in values if value is not None]
-    return float(np.mean(values)) if values else None
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return float(np.mean(present)) if present else None
