@@ -4,7 +4,12 @@ Figures are drawn on matplotlib ``Figure`` objects with the Agg canvas, never th
 state, no window, and nothing that disturbs a host application (Slicer) that has its own backend.
 """
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
 import numpy as np
+import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -14,7 +19,7 @@ from LiverResUNetLib.volume import LABEL_NAMES, TUMOR
 
 DPI = 100
 # Reference = solid lines, prediction = dashed lines; liver and tumor in clearly different colours.
-CONTOURS = (
+CONTOURS: tuple[tuple[str, str, str, Literal["solid", "dashed"]], ...] = (
     ("reference", "liver", "#22dd22", "solid"),
     ("reference", "tumor", "#ffd500", "solid"),
     ("prediction", "liver", "#ff44ff", "dashed"),
@@ -22,13 +27,13 @@ CONTOURS = (
 )
 
 
-def _save(figure, path):
+def _save(figure: Figure, path: Path) -> Path:
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
     return path
 
 
-def plot_training_curves(history, path):
+def plot_training_curves(history: Sequence[dict[str, Any]] | None, path: Path) -> Path | None:
     """Training loss, validation Dice (liver, tumor) and learning rate per epoch, from the model card.
 
     ``history`` is ``card["training"]["history"]``: a list of dicts with ``epoch``, ``train_loss``,
@@ -38,7 +43,7 @@ def plot_training_curves(history, path):
         return None
     epochs = [entry["epoch"] for entry in history]
 
-    def series(key):
+    def series(key: str) -> list[float]:
         return [np.nan if entry.get(key) is None else entry[key] for entry in history]
 
     figure = Figure(figsize=(11, 3.4))
@@ -63,15 +68,15 @@ def plot_training_curves(history, path):
     return _save(figure, path)
 
 
-def plot_confusion_matrix(matrix, path, title):
+def plot_confusion_matrix(matrix: npt.ArrayLike, path: Path, title: str) -> Path:
     """A 3x3 voxel confusion matrix (rows reference, columns prediction), coloured by row fraction.
 
     Background outnumbers the liver by orders of magnitude, so colours show each row's fractions while the
     cells print the voxel counts too.
     """
-    matrix = np.asarray(matrix, dtype=float)
-    totals = matrix.sum(axis=1, keepdims=True)
-    fractions = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    fractions = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     figure = Figure(figsize=(4.6, 4.0))
     axes = figure.subplots()
     image = axes.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
@@ -79,7 +84,7 @@ def plot_confusion_matrix(matrix, path, title):
     names = list(LABEL_NAMES)
     axes.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
              xlabel="prediction", ylabel="reference", title=title)
-    for (row, column), count in np.ndenumerate(matrix):
+    for (row, column), count in np.ndenumerate(counts):
         colour = "white" if fractions[row, column] > 0.6 else "black"
         axes.text(column, row, f"{int(count):,}\n{fractions[row, column]:.1%}", ha="center", va="center",
                   fontsize=8, color=colour)
@@ -87,13 +92,13 @@ def plot_confusion_matrix(matrix, path, title):
     return _save(figure, path)
 
 
-def _slice_dice(prediction, reference):
+def _slice_dice(prediction: np.ndarray, reference: np.ndarray) -> float | None:
     """Dice of two 2D masks, None when both are empty."""
     total = np.count_nonzero(prediction) + np.count_nonzero(reference)
     return 2.0 * np.count_nonzero(prediction & reference) / total if total else None
 
 
-def slice_scores(prediction, reference):
+def slice_scores(prediction: np.ndarray, reference: np.ndarray) -> dict[int, float]:
     """Per-slice score: the mean of the liver Dice and (where a tumor is present or predicted) tumor Dice.
 
     Returns ``{k: score}`` for every slice where the reference or the prediction has liver.
@@ -106,7 +111,7 @@ def slice_scores(prediction, reference):
     return scores
 
 
-def select_slices(prediction, reference):
+def select_slices(prediction: np.ndarray, reference: np.ndarray) -> dict[str, tuple[int, float]]:
     """The best and the worst slice of a case as ``{"best": (k, score), "worst": (k, score)}`` (empty if none).
 
     Best: highest score among slices with reference liver, ties to the larger liver. Worst: lowest score among
@@ -125,7 +130,8 @@ def select_slices(prediction, reference):
     return {"best": (best, scores[best]), "worst": (worst, scores[worst])}
 
 
-def _crop_box(masks, shape, margin_fraction=0.25, minimum_margin=12):
+def _crop_box(masks: Sequence[np.ndarray], shape: Sequence[int], margin_fraction: float = 0.25,
+              minimum_margin: int = 12) -> tuple[slice, ...]:
     """Rows and columns around the union of the masks, with a margin, so the liver fills the picture."""
     union = np.logical_or.reduce(masks)
     if not union.any():
@@ -138,7 +144,8 @@ def _crop_box(masks, shape, margin_fraction=0.25, minimum_margin=12):
     return tuple(box)
 
 
-def plot_slice_overlay(ct, reference, prediction, path, window, pixel_spacing=(1.0, 1.0), title=""):
+def plot_slice_overlay(ct: np.ndarray, reference: np.ndarray, prediction: np.ndarray, path: Path,
+                       window: Sequence[float], pixel_spacing: Sequence[float] = (1.0, 1.0), title: str = "") -> Path:
     """One axial slice: CT in the model's HU window with reference (solid) and predicted (dashed) contours.
 
     ``ct``, ``reference`` and ``prediction`` are 2D arrays [row, column] in display orientation;

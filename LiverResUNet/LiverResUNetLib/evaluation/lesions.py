@@ -7,9 +7,12 @@ The Dice of a reference lesion compares it with the union of the predicted lesio
 (0.0 for a missed lesion: the lesion exists, the prediction found none of it).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from LiverResUNetLib.components import CONNECTIVITY, label_components
@@ -25,13 +28,13 @@ class LabelledLesions:
     labels: np.ndarray
     count: int
     voxels: np.ndarray
-    volumes_ml: list
+    volumes_ml: list[float]
 
-    def boxes(self):
-        """The bounding box (a tuple of slices) of each lesion, in lesion order."""
-        return ndimage.find_objects(self.labels, max_label=self.count)
+    def boxes(self) -> list[tuple[slice, ...]]:
+        """The bounding box (a tuple of slices) of each lesion, in lesion order (every lesion 1..count has one)."""
+        return [box for box in ndimage.find_objects(self.labels, max_label=self.count) if box is not None]
 
-    def centroids_kji(self):
+    def centroids_kji(self) -> list[tuple[float, ...]]:
         """Centre of each lesion in voxel coordinates [k, j, i], computed inside its bounding box (fast on CT)."""
         centres = []
         for number, box in enumerate(self.boxes(), start=1):
@@ -40,7 +43,7 @@ class LabelledLesions:
         return centres
 
 
-def label_lesions(mask, spacing):
+def label_lesions(mask: np.ndarray, spacing: Sequence[float]) -> LabelledLesions:
     """Split a boolean tumor mask ``[k, j, i]`` into 26-connected lesions with their volumes in mL."""
     labels, count = label_components(mask)
     voxel_ml = voxel_volume_ml(spacing)
@@ -48,12 +51,13 @@ def label_lesions(mask, spacing):
     return LabelledLesions(labels, int(count), voxels, [float(n) * voxel_ml for n in voxels])
 
 
-def _rounded_centroids(lesions):
+def _rounded_centroids(lesions: LabelledLesions) -> list[list[float]]:
     """Lesion centres rounded to a tenth of a voxel, so a reader can find each lesion in a viewer."""
     return [[round(c, 1) for c in centre] for centre in lesions.centroids_kji()]
 
 
-def _reference_rows(reference_lesions, predicted_lesions):
+def _reference_rows(reference_lesions: LabelledLesions, predicted_lesions: LabelledLesions
+                    ) -> list[dict[str, Any]]:
     rows = []
     for number, (box, volume, centre) in enumerate(zip(reference_lesions.boxes(), reference_lesions.volumes_ml,
                                                        _rounded_centroids(reference_lesions)), start=1):
@@ -68,26 +72,27 @@ def _reference_rows(reference_lesions, predicted_lesions):
     return rows
 
 
-def _predicted_rows(predicted_lesions, reference):
+def _predicted_rows(predicted_lesions: LabelledLesions, reference: np.ndarray) -> list[dict[str, Any]]:
     hit = set(np.unique(predicted_lesions.labels[reference]).tolist())
     return [{"lesion": number, "volume_ml": volume, "centroid_kji": centre, "false_positive": number not in hit}
             for number, (volume, centre) in enumerate(zip(predicted_lesions.volumes_ml,
                                                           _rounded_centroids(predicted_lesions)), start=1)]
 
 
-def lesion_detection(prediction, reference, spacing):
+def lesion_detection(prediction: npt.ArrayLike, reference: npt.ArrayLike, spacing: Sequence[float]
+                     ) -> dict[str, Any]:
     """Match the lesions of a predicted and a reference tumor mask (boolean arrays on one grid).
 
     Returns counts (``reference_lesions``, ``predicted_lesions``, ``detected``, ``missed``, ``false_positive``)
     and per-lesion rows: ``reference`` (lesion, volume_ml, centroid_kji, detected, dice) and ``predicted``
     (lesion, volume_ml, centroid_kji, false_positive).
     """
-    prediction = np.asarray(prediction, dtype=bool)
-    reference = np.asarray(reference, dtype=bool)
-    predicted_lesions = label_lesions(prediction, spacing)
-    reference_lesions = label_lesions(reference, spacing)
+    predicted_mask = np.asarray(prediction, dtype=bool)
+    reference_mask = np.asarray(reference, dtype=bool)
+    predicted_lesions = label_lesions(predicted_mask, spacing)
+    reference_lesions = label_lesions(reference_mask, spacing)
     reference_rows = _reference_rows(reference_lesions, predicted_lesions)
-    predicted_rows = _predicted_rows(predicted_lesions, reference)
+    predicted_rows = _predicted_rows(predicted_lesions, reference_mask)
     detected = sum(row["detected"] for row in reference_rows)
     return {
         "connectivity": CONNECTIVITY,

@@ -9,7 +9,11 @@ import csv
 import html
 import json
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from LiverResUNetLib.components import CONNECTIVITY
 from LiverResUNetLib.evaluation.figures import (
@@ -67,41 +71,43 @@ img { max-width: 100%; } .muted { color: #666; font-size: 0.9em; } dt { font-wei
 """
 
 
-def file_stem(case_id):
+def file_stem(case_id: object) -> str:
     """A case id made safe as a file name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(case_id))
 
 
-def split_overlap(split, case_ids):
+def split_overlap(split: dict[str, Any] | None, case_ids: Sequence[str]) -> dict[str, Any]:
     """Which evaluated case ids the model trained on, validated on, or never saw."""
-    split = split or {}
-    train, validation = set(split.get("train") or ()), set(split.get("val") or ())
+    recorded = split or {}
+    train, validation = set(recorded.get("train") or ()), set(recorded.get("val") or ())
     return {
         "training": [case_id for case_id in case_ids if case_id in train],
         "validation": [case_id for case_id in case_ids if case_id in validation and case_id not in train],
         "held_out": [case_id for case_id in case_ids if case_id not in train | validation],
-        "split_known": bool(split),
+        "split_known": bool(recorded),
     }
 
 
-def write_case_figures(figures_folder, case_id, ct, reference, prediction, window, pixel_spacing):
+def write_case_figures(figures_folder: str | Path, case_id: str, ct: np.ndarray, reference: np.ndarray,
+                       prediction: np.ndarray, window: Sequence[float], pixel_spacing: Sequence[float]
+                       ) -> dict[str, dict[str, Any]]:
     """Draw the best and the worst slice of one case; returns ``{"best"|"worst": {slice, slices, score, file}}``.
 
     The arrays are ``[k, row, column]`` in canonical axial orientation (k from the feet, rows from the front,
     columns from the patient's right); ``file`` is relative to the report folder.
     """
-    figures_folder = Path(figures_folder)
-    figures_folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(figures_folder)
+    folder.mkdir(parents=True, exist_ok=True)
     drawn = {}
     for which, (k, score) in select_slices(prediction, reference).items():
         name = f"{file_stem(case_id)}_{which}_slice.png"
-        plot_slice_overlay(ct[k], reference[k], prediction[k], figures_folder / name, window, pixel_spacing,
+        plot_slice_overlay(ct[k], reference[k], prediction[k], folder / name, window, pixel_spacing,
                            title=f"{case_id}: {which} slice (axial k={k}, score {score:.3f})")
         drawn[which] = {"slice": k, "slices": int(ct.shape[0]), "score": score, "file": f"{FIGURES}/{name}"}
     return drawn
 
 
-def case_rows(cases):
+def case_rows(cases: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per case for cases.csv (blank = undefined)."""
     rows = []
     for case in cases:
@@ -118,7 +124,7 @@ def case_rows(cases):
     return rows
 
 
-def lesion_rows(cases):
+def lesion_rows(cases: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per reference and per predicted lesion of every case, for lesions.csv."""
     rows = []
     for case in cases:
@@ -132,7 +138,7 @@ def lesion_rows(cases):
     return rows
 
 
-def _write_csv(path, rows, columns):
+def _write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -140,7 +146,7 @@ def _write_csv(path, rows, columns):
             writer.writerow({key: "" if value is None else value for key, value in row.items()})
 
 
-def write_report(folder, report):
+def write_report(folder: str | Path, report: dict[str, Any]) -> dict[str, Any]:
     """Write report.json, cases.csv, lesions.csv, the summary figures and report.html into ``folder``.
 
     ``report`` holds ``cases`` (:func:`case_metrics` results with ``case_id``, ``source`` and ``figures``),
@@ -148,30 +154,30 @@ def write_report(folder, report):
     ``folder`` is meant to be the temporary folder of ``atomic_directory``. Returns the report as written to
     report.json (with the figure paths and the definitions added).
     """
-    folder = Path(folder)
-    (folder / FIGURES).mkdir(parents=True, exist_ok=True)
+    out = Path(folder)
+    (out / FIGURES).mkdir(parents=True, exist_ok=True)
     training = report["model"]["card"].get("training") or {}
-    report = dict(report, definitions=DEFINITIONS)
-    report["figures"] = {
-        "training_curves": _relative(folder, plot_training_curves(training.get("history"),
-                                                                  folder / FIGURES / "training_curves.png")),
-        "confusion_matrix": _relative(folder, plot_confusion_matrix(
-            report["summary"]["confusion_matrix"], folder / FIGURES / "confusion_matrix.png",
-            f"All {report['summary']['n_cases']} cases, voxels")),
+    written = dict(report, definitions=DEFINITIONS)
+    written["figures"] = {
+        "training_curves": _relative(out, plot_training_curves(training.get("history"),
+                                                               out / FIGURES / "training_curves.png")),
+        "confusion_matrix": _relative(out, plot_confusion_matrix(
+            written["summary"]["confusion_matrix"], out / FIGURES / "confusion_matrix.png",
+            f"All {written['summary']['n_cases']} cases, voxels")),
     }
-    (folder / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False), encoding="utf-8")
-    rows = case_rows(report["cases"])
-    _write_csv(folder / "cases.csv", rows, list(rows[0]) if rows else ["case_id"])
-    _write_csv(folder / "lesions.csv", lesion_rows(report["cases"]), LESION_COLUMNS)
-    (folder / REPORT_HTML).write_text(render_html(report, folder), encoding="utf-8")
-    return report
+    (out / "report.json").write_text(json.dumps(written, indent=2, allow_nan=False), encoding="utf-8")
+    rows = case_rows(written["cases"])
+    _write_csv(out / "cases.csv", rows, list(rows[0]) if rows else ["case_id"])
+    _write_csv(out / "lesions.csv", lesion_rows(written["cases"]), LESION_COLUMNS)
+    (out / REPORT_HTML).write_text(render_html(written, out), encoding="utf-8")
+    return written
 
 
-def _relative(folder, path):
+def _relative(folder: Path, path: Path | None) -> str | None:
     return None if path is None else Path(path).relative_to(folder).as_posix()
 
 
-def _number(value, digits=3):
+def _number(value: object, digits: int = 3) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -179,24 +185,24 @@ def _number(value, digits=3):
     return html.escape(str(value))
 
 
-def _format_mean_sd(statistic, digits=3):
+def _format_mean_sd(statistic: dict[str, Any], digits: int = 3) -> str:
     if statistic["mean"] is None:
         return "— (n=0)"
     sd = "" if statistic["sd"] is None else f" ± {statistic['sd']:.{digits}f}"
     return f"{statistic['mean']:.{digits}f}{sd} (n={statistic['n']})"
 
 
-def _image(folder, relative, caption):
+def _image(folder: str | Path, relative: str, caption: str) -> str:
     data = base64.b64encode((Path(folder) / relative).read_bytes()).decode("ascii")
     return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def _ids(case_ids):
+def _ids(case_ids: Sequence[str] | None) -> str:
     return html.escape(", ".join(case_ids)) if case_ids else "none"
 
 
-def _split_section(report):
+def _split_section(report: dict[str, Any]) -> str:
     split = (report["model"]["card"].get("training") or {}).get("split") or {}
     overlap = report["split_overlap"]
     parts = ["<h2>How the data were split</h2>"]
@@ -224,7 +230,7 @@ def _split_section(report):
     return "\n".join(parts)
 
 
-def _summary_rows(summary):
+def _summary_rows(summary: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
     """(structure, metric title, "mean ± sd (n)" over cases, pooled value text) for every summary metric."""
     for structure in STRUCTURES:
         for metric, title in TABLE_METRICS:
@@ -234,7 +240,7 @@ def _summary_rows(summary):
             yield structure, title, _format_mean_sd(summary["per_case"][structure][metric], digits), pooled
 
 
-def _summary_section(summary):
+def _summary_section(summary: dict[str, Any]) -> str:
     rows = []
     for index, (structure, title, over_cases, pooled) in enumerate(_summary_rows(summary)):
         heading = (f'<th class="name" rowspan="{len(TABLE_METRICS)}">{STRUCTURE_TITLES[structure]}</th>'
@@ -252,7 +258,7 @@ lesions ({_number(lesions['false_positives_per_case'], 2)} per case); per-lesion
 <p>{_tumor_free_sentence(tumor_free)}</p>"""
 
 
-def _tumor_free_sentence(tumor_free):
+def _tumor_free_sentence(tumor_free: dict[str, Any]) -> str:
     if not tumor_free["case_ids"]:
         return "No evaluated case is tumor-free."
     return (f"<b>Tumor-free cases</b> ({len(tumor_free['case_ids'])}: {_ids(tumor_free['case_ids'])}) have no "
@@ -260,7 +266,7 @@ def _tumor_free_sentence(tumor_free):
             f"false-positive tumor volume {_format_mean_sd(tumor_free['false_positive_ml'], 2)} mL.")
 
 
-def _case_table(cases):
+def _case_table(cases: Iterable[dict[str, Any]]) -> str:
     header = "".join(f"<th>{title}</th>" for _, title in TABLE_METRICS)
     rows = []
     for case in cases:
@@ -285,14 +291,14 @@ def _case_table(cases):
 {''.join(rows)}</table>"""
 
 
-def _confusion_table(matrix):
+def _confusion_table(matrix: Sequence[Sequence[int]]) -> str:
     header = "".join(f"<th>{name}</th>" for name in LABEL_NAMES)
     rows = "".join(f'<tr><th class="name">{name}</th>' + "".join(f"<td>{count:,}</td>" for count in row) + "</tr>"
                    for name, row in zip(LABEL_NAMES, matrix))
     return f'<table><tr><th class="name">reference \\ prediction</th>{header}</tr>{rows}</table>'
 
 
-def _lesion_table(lesions):
+def _lesion_table(lesions: dict[str, Any]) -> str:
     if not lesions["reference"] and not lesions["predicted"]:
         return "<p>No tumor lesion in the reference or the prediction.</p>"
     rows = "".join(f"<tr><td>{row['lesion']}</td><td>{row['volume_ml']:.2f}</td>"
@@ -304,7 +310,7 @@ def _lesion_table(lesions):
             f"{rows}</table><p>False-positive lesions: {len(false_positive)} (volumes in mL: {volumes}).</p>")
 
 
-def _case_section(case, folder):
+def _case_section(case: dict[str, Any], folder: str | Path) -> str:
     figures = "".join(_image(folder, drawn["file"], f"{which} slice: axial k={drawn['slice']} of {drawn['slices']} "
                                                     f"counted from the feet, score {drawn['score']:.3f}")
                       for which, drawn in case.get("figures", {}).items())
@@ -318,7 +324,7 @@ def _case_section(case, folder):
 <div><b>Lesions</b>{_lesion_table(case['lesions'])}</div></div>"""
 
 
-def render_html(report, folder):
+def render_html(report: dict[str, Any], folder: str | Path) -> str:
     """The whole report as one HTML page with the PNG figures of ``folder`` embedded."""
     model = report["model"]
     figures = [_image(folder, report["figures"]["confusion_matrix"], "Confusion matrix, all cases")]
@@ -346,7 +352,7 @@ Created {html.escape(report.get('created', ''))} with {html.escape(report.get('s
 """
 
 
-def summary_lines(summary):
+def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary as plain-text lines for a terminal: mean ± sd (n) over cases and the pooled global value."""
     lines = [f"{'structure':<10} {'metric':<12} {'mean ± sd over cases (n)':<28} global"]
     lines += [f"{structure:<10} {title:<12} {over_cases:<28} {pooled}"
