@@ -23,7 +23,7 @@ from LiverResUNetLib.datasets.cases import Case, CaseSource, natural_order
 from LiverResUNetLib.datasets.safe_zip import extracted
 from LiverResUNetLib.errors import InputError, input_error
 from LiverResUNetLib.io.dicom_series import read_series
-from LiverResUNetLib.volume import LIVER, TUMOR
+from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 PATIENT_PART, MASKS_PART = "PATIENT_DICOM", "MASKS_DICOM"
 LIVER_MASK = "liver"
@@ -31,47 +31,47 @@ TUMOR_MASK = re.compile(r"(livertumor(s|\d+)?|tumor)", re.IGNORECASE)
 ROOT_FOLDER = "3Dircadb1"
 
 
-def is_tumor_mask(name):
+def is_tumor_mask(name: str) -> bool:
     """True for a liver-tumor mask folder name; False for the liver, adrenal tumors, cysts and the rest."""
     return TUMOR_MASK.fullmatch(name) is not None
 
 
-def _entries(folder):
+def _entries(folder: Path) -> dict[str, Path]:
     return {path.name.lower(): path for path in folder.iterdir()}
 
 
-def is_ircadb_patient(folder):
+def is_ircadb_patient(folder: str | Path) -> bool:
     """True when ``folder`` holds a PATIENT_DICOM folder or PATIENT_DICOM.zip."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    path = Path(folder)
+    if not path.is_dir():
         return False
-    entries = _entries(folder)
+    entries = _entries(path)
     return (PATIENT_PART.lower() in entries and entries[PATIENT_PART.lower()].is_dir()) \
         or f"{PATIENT_PART.lower()}.zip" in entries
 
 
-def _patient_folders(root):
+def _patient_folders(root: Path) -> list[Path]:
     return sorted((path for path in root.iterdir() if is_ircadb_patient(path)), key=natural_order)
 
 
-def list_ircadb_patients(root):
+def list_ircadb_patients(root: str | Path) -> list[Path]:
     """The patient folders of a 3D-IRCADb-01 root, in patient order (1.2 before 1.10).
 
     Raises:
         InputError: ``root`` holds no patient folder.
     """
-    root = Path(root)
-    patients = _patient_folders(root) if root.is_dir() else []
+    folder = Path(root)
+    patients = _patient_folders(folder) if folder.is_dir() else []
     if not patients:
-        raise input_error(root, f"no 3D-IRCADb-01 patient folder (holding {PATIENT_PART} or {PATIENT_PART}.zip)")
+        raise input_error(folder, f"no 3D-IRCADb-01 patient folder (holding {PATIENT_PART} or {PATIENT_PART}.zip)")
     return patients
 
 
-def ircadb_cases(path):
+def ircadb_cases(path: str | Path) -> list[CaseSource]:
     """Case sources for a patient folder, a root, or the folder holding ``3Dircadb1/``; [] when none of these."""
-    path = Path(path)
-    folders = [path] if is_ircadb_patient(path) else []
-    for root in (path, path / ROOT_FOLDER):
+    given = Path(path)
+    folders = [given] if is_ircadb_patient(given) else []
+    for root in (given, given / ROOT_FOLDER):
         if not folders and root.is_dir():
             folders = _patient_folders(root)
     return [CaseSource(folder.name, folder, functools.partial(read_ircadb_patient, folder)) for folder in folders]
@@ -80,11 +80,11 @@ def ircadb_cases(path):
 class _PatientParts:
     """Finds PATIENT_DICOM / MASKS_DICOM as a folder or a zip; names zip contents by the zip in messages."""
 
-    def __init__(self, folder, stack):
+    def __init__(self, folder: Path, stack: contextlib.ExitStack) -> None:
         self.folder, self.stack = folder, stack
-        self.shown_as = {}  # temporary extraction folder -> how the user knows it
+        self.shown_as: dict[str, str] = {}  # temporary extraction folder -> how the user knows it
 
-    def find(self, part):
+    def find(self, part: str) -> Path | None:
         """The folder holding ``part``'s contents, or None. An unzipped folder is preferred over the zip."""
         entries = _entries(self.folder)
         if part.lower() in entries and entries[part.lower()].is_dir():
@@ -99,7 +99,7 @@ class _PatientParts:
             return inside[part.lower()]
         return temporary
 
-    def user_error(self, error):
+    def user_error(self, error: InputError) -> InputError:
         """``error`` with temporary extraction paths replaced by the zip they came from."""
         message = str(error)
         for temporary, shown in self.shown_as.items():
@@ -107,7 +107,7 @@ class _PatientParts:
         return InputError(message)
 
 
-def _mask_on_grid(mask, ct, where):
+def _mask_on_grid(mask: Volume, ct: Volume, where: str | Path) -> np.ndarray:
     """The mask series as booleans on the CT grid, its slices placed by position (any non-zero is inside).
 
     Raises:
@@ -133,7 +133,7 @@ def _mask_on_grid(mask, ct, where):
     return placed
 
 
-def read_ircadb_patient(folder):
+def read_ircadb_patient(folder: str | Path) -> Case:
     """Read one 3D-IRCADb-01 patient folder as a :class:`Case` (CT in HU, label 0/1/2 on the CT grid).
 
     Raises:

@@ -8,13 +8,14 @@ import functools
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from LiverResUNetLib.datasets.cases import Case, CaseSource, natural_order
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.image_file import read_image
-from LiverResUNetLib.volume import LABEL_NAMES
+from LiverResUNetLib.volume import LABEL_NAMES, Volume
 
 DATASET_JSON = "dataset.json"
 # Keys of dataset.json files written before the code settled on one spelling, and their names now.
@@ -27,7 +28,7 @@ LITS_IRCADB_NOTE = ("LiTS volumes 28-47 are reported to be the 3D-IRCADb-01 pati
 GRID_TOLERANCE_MM = 1e-3
 
 
-def _label_on_grid(label, image, where):
+def _label_on_grid(label: Volume, image: Volume, where: str | Path) -> Volume:
     """The label array as uint8 0/1/2 on ``image``'s grid.
 
     Raises:
@@ -48,20 +49,20 @@ def _label_on_grid(label, image, where):
     return image.with_array(values.astype(np.uint8), source=str(where))
 
 
-def read_nifti_case(case_id, image_path, label_path):
+def read_nifti_case(case_id: str, image_path: Path, label_path: Path) -> Case:
     """Read an image file (HU) and its label file as a :class:`Case`."""
     image = read_image(image_path)
     return Case(case_id, image, _label_on_grid(read_image(label_path), image, label_path), str(image_path))
 
 
-def _visible_files(folder, pattern):
+def _visible_files(folder: Path, pattern: str) -> list[Path]:
     """Files matching ``pattern`` under ``folder``, without macOS '._' shadows and other hidden files."""
     return [path for path in folder.rglob(pattern) if path.is_file() and not path.name.startswith(".")]
 
 
-def _numbered(paths, pattern):
+def _numbered(paths: list[Path], pattern: re.Pattern[str]) -> dict[int, Path]:
     """``{N: path}`` for the files named like ``pattern`` (one number); a number found twice is refused."""
-    found = {}
+    found: dict[int, Path] = {}
     for path in sorted(paths):
         match = pattern.fullmatch(path.name)
         if not match:
@@ -73,19 +74,19 @@ def _numbered(paths, pattern):
     return found
 
 
-def lits_cases(folder):
+def lits_cases(folder: str | Path) -> list[CaseSource]:
     """LiTS training cases ``volume-N.nii[.gz]`` + ``segmentation-N.nii[.gz]`` anywhere under ``folder``.
 
     Raises:
         InputError: a volume without its segmentation.
     """
-    folder = Path(folder)
-    volumes = _numbered(_visible_files(folder, "volume-*.nii*"), LITS_VOLUME)
-    segmentations = _numbered(_visible_files(folder, "segmentation-*.nii*"), LITS_SEGMENTATION)
+    root = Path(folder)
+    volumes = _numbered(_visible_files(root, "volume-*.nii*"), LITS_VOLUME)
+    segmentations = _numbered(_visible_files(root, "segmentation-*.nii*"), LITS_SEGMENTATION)
     sources = []
     for number, image in sorted(volumes.items()):
         if number not in segmentations:
-            raise input_error(image, f"no segmentation-{number}.nii[.gz] found under {folder}")
+            raise input_error(image, f"no segmentation-{number}.nii[.gz] found under {root}")
         case_id = f"lits.{number}"
         sources.append(CaseSource(case_id, image,
                                   functools.partial(read_nifti_case, case_id, image, segmentations[number]),
@@ -93,14 +94,13 @@ def lits_cases(folder):
     return sources
 
 
-def msd_cases(folder):
+def msd_cases(folder: str | Path) -> list[CaseSource]:
     """MSD Task03_Liver training cases: ``imagesTr/liver_N.nii.gz`` with ``labelsTr/liver_N.nii.gz``.
 
     Raises:
         InputError: an image without its label.
     """
-    folder = Path(folder)
-    images, labels = folder / "imagesTr", folder / "labelsTr"
+    images, labels = Path(folder) / "imagesTr", Path(folder) / "labelsTr"
     if not (images.is_dir() and labels.is_dir()):
         return []
     sources = []
@@ -113,7 +113,7 @@ def msd_cases(folder):
     return sources
 
 
-def read_dataset_json(folder):
+def read_dataset_json(folder: str | Path) -> dict[str, Any] | None:
     """The ``dataset.json`` of a prepared dataset as a dict, or None when ``folder`` is not one.
 
     Case entries written by older versions come back with today's key names (:data:`RENAMED_CASE_KEYS`).
@@ -138,22 +138,22 @@ def read_dataset_json(folder):
     return description
 
 
-def prepared_cases(folder):
+def prepared_cases(folder: str | Path) -> list[CaseSource]:
     """The cases listed in a prepared dataset's ``dataset.json`` (written by ``prepare``); [] for other folders.
 
     Raises:
         InputError: a case entry without ``id``, ``image`` or ``label``.
     """
-    folder = Path(folder)
-    description = read_dataset_json(folder)
+    root = Path(folder)
+    description = read_dataset_json(root)
     if description is None:
         return []
     sources = []
     for index, entry in enumerate(description["cases"]):
         missing = [key for key in ("id", "image", "label") if not isinstance(entry, dict) or key not in entry]
         if missing:
-            raise input_error(folder / DATASET_JSON, f"case {index + 1} has no {', '.join(missing)}")
-        image, label = folder / entry["image"], folder / entry["label"]
+            raise input_error(root / DATASET_JSON, f"case {index + 1} has no {', '.join(missing)}")
+        image, label = root / entry["image"], root / entry["label"]
         sources.append(CaseSource(entry["id"], image, functools.partial(read_nifti_case, entry["id"], image, label),
                                   entry.get("note", "")))
     return sources

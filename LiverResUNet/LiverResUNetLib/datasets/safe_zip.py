@@ -10,12 +10,13 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from LiverResUNetLib.errors import input_error
 
 
-def _unsafe_reason(member):
+def _unsafe_reason(member: zipfile.ZipInfo) -> str | None:
     """Why extracting ``member`` could escape the target folder, or None when it cannot."""
     path = PurePosixPath(member.filename.replace("\\", "/"))
     if path.is_absolute() or (path.parts and path.parts[0].endswith(":")):
@@ -27,7 +28,7 @@ def _unsafe_reason(member):
     return None
 
 
-def check_members(archive, where):
+def check_members(archive: zipfile.ZipFile, where: str | Path) -> None:
     """Refuse the whole archive when any member could land outside the folder it is extracted into."""
     for member in archive.infolist():
         reason = _unsafe_reason(member)
@@ -35,17 +36,17 @@ def check_members(archive, where):
             raise input_error(where, f"unsafe zip archive: {reason}")
 
 
-def extract_all(zip_path, target):
+def extract_all(zip_path: str | Path, target: str | Path) -> None:
     """Extract every member of ``zip_path`` under ``target`` after checking all of them.
 
     Raises:
         InputError: naming the zip: not a zip file, damaged (bad CRC, truncated), or an unsafe member.
     """
-    zip_path, target = Path(zip_path), Path(target)
+    zip_path = Path(zip_path)
     try:
         with zipfile.ZipFile(zip_path) as archive:
             check_members(archive, zip_path)
-            root = target.resolve()
+            root = Path(target).resolve()
             for member in archive.infolist():
                 destination = (root / member.filename.replace("\\", "/")).resolve()
                 if destination != root and root not in destination.parents:
@@ -56,7 +57,7 @@ def extract_all(zip_path, target):
 
 
 @contextlib.contextmanager
-def extracted(zip_path):
+def extracted(zip_path: str | Path) -> Iterator[Path]:
     """Yield a private temporary folder holding the checked contents of ``zip_path``; remove it afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="liverresunet-zip-"))
     try:
