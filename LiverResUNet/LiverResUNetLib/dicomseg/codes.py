@@ -45,7 +45,7 @@ TUMOR_CODES = SegmentCodes(TUMOR, "Liver tumor", Code("49755003", "SCT", "Morpho
 SEGMENT_CODES = (LIVER_CODES, TUMOR_CODES)
 
 
-def segment_role(type_code, region_code, name):
+def segment_role(type_code: str, region_code: str | None, name: str | None) -> int | None:
     """LIVER, TUMOR or None for a segment described by its type code, anatomic region code and name.
 
     The terminology decides when it says liver or neoplasm (a neoplasm of another organ is not a liver

@@ -4,12 +4,14 @@ Slicer 5.12 bundles highdicom 0.27 (which needs pydicom >= 3.0.1); Slicer 5.10 b
 writing a SEG is refused with this message instead of an import traceback. Reading a SEG needs only pydicom.
 """
 
+from types import ModuleType
+
 from LiverResUNetLib.errors import InputError
 
 MINIMUM_PYDICOM = (3, 0, 1)
 
 
-def _version_tuple(text):
+def _version_tuple(text: str) -> tuple[int, ...]:
     parts = []
     for part in text.split(".")[:3]:
         digits = "".join(character for character in part if character.isdigit())
@@ -17,7 +19,7 @@ def _version_tuple(text):
     return tuple(parts)
 
 
-def import_highdicom():
+def import_highdicom() -> ModuleType:
     """The ``highdicom`` module.
 
     Raises:

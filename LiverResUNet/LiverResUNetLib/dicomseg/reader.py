@@ -7,14 +7,18 @@ Anything else is refused with the reason, never resampled. Segments are told apa
 names, see ``codes.segment_role``); tumor is painted over liver. Only pydicom is needed (2.4 and 3.x).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 
 from LiverResUNetLib.dicomseg.codes import segment_role
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.volume import LIVER, TUMOR
+from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 POSITION_TOLERANCE_MM = 0.01
@@ -22,23 +26,23 @@ ORIENTATION_TOLERANCE = 1e-4
 SPACING_TOLERANCE = 1e-4
 
 
-def is_seg_header(header):
+def is_seg_header(header: Dataset) -> bool:
     """True when a DICOM header is a Segmentation object."""
     return str(header.get("SOPClassUID", "")) == SEGMENTATION_STORAGE
 
 
-def referenced_series_uids(seg):
+def referenced_series_uids(seg: Dataset) -> list[str]:
     """The SeriesInstanceUIDs a SEG says it was derived from (may be empty)."""
     return [str(item.get("SeriesInstanceUID", "")) for item in seg.get("ReferencedSeriesSequence", [])
             if item.get("SeriesInstanceUID")]
 
 
-def _first_item(group, keyword):
+def _first_item(group: Dataset | None, keyword: str) -> Dataset | None:
     sequence = group.get(keyword) if group is not None else None
     return sequence[0] if sequence else None
 
 
-def _frame_attribute(seg, frame_group, sequence, keyword):
+def _frame_attribute(seg: Dataset, frame_group: Dataset | None, sequence: str, keyword: str) -> Any:
     """A functional-group attribute of one frame: per-frame first, then shared."""
     for group in (frame_group, _first_item(seg, "SharedFunctionalGroupsSequence")):
         item = _first_item(group, sequence)
@@ -47,14 +51,15 @@ def _frame_attribute(seg, frame_group, sequence, keyword):
     return None
 
 
-def _code_value(item, keyword):
+def _code_value(item: Dataset | None, keyword: str) -> str:
     code = _first_item(item, keyword)
     return str(code.get("CodeValue", "")) if code is not None else ""
 
 
-def _segment_roles(seg, where):
+def _segment_roles(seg: Dataset, where: Path) -> dict[int, int]:
     """{segment number: LIVER or TUMOR} for the segments that are liver or liver tumor."""
-    roles, found = {}, []
+    roles: dict[int, int] = {}
+    found = []
     for item in seg.get("SegmentSequence", []):
         region = _code_value(item, "AnatomicRegionSequence") or _code_value(
             _first_item(item, "SegmentedPropertyTypeCodeSequence"), "SegmentedPropertyTypeModifierCodeSequence")
@@ -69,7 +74,7 @@ def _segment_roles(seg, where):
     return roles
 
 
-def _check_belongs(seg, ct, where):
+def _check_belongs(seg: Dataset, ct: Volume, where: Path) -> None:
     """Refuse a SEG of another series or frame of reference than ``ct``'s (when both say which)."""
     series = ct.metadata.get("series_uid")
     referenced = referenced_series_uids(seg)
@@ -81,7 +86,7 @@ def _check_belongs(seg, ct, where):
         raise input_error(where, f"this DICOM SEG is in frame of reference {seg_frame}, the CT in {ct_frame}")
 
 
-def _check_plane(seg, frame_group, ct, where, number):
+def _check_plane(seg: Dataset, frame_group: Dataset, ct: Volume, where: Path, number: int) -> None:
     rows, columns = int(seg.Rows), int(seg.Columns)
     if (rows, columns) != tuple(ct.shape[1:]):
         raise input_error(where, f"its frames are {rows} x {columns} pixels, the CT slices {ct.shape[1]} x "
@@ -100,7 +105,7 @@ def _check_plane(seg, frame_group, ct, where, number):
                                  f"{[ct.spacing[1], ct.spacing[0]]} mm: another geometry")
 
 
-def _slice_index(seg, frame_group, ct, where, number):
+def _slice_index(seg: Dataset, frame_group: Dataset, ct: Volume, where: Path, number: int) -> int:
     """The CT slice a frame lies on, refusing a frame between or outside the CT's slices."""
     position = _frame_attribute(seg, frame_group, "PlanePositionSequence", "ImagePositionPatient")
     if position is None:
@@ -117,7 +122,7 @@ def _slice_index(seg, frame_group, ct, where, number):
     return k
 
 
-def _check_source(frame_group, ct, k, where, number):
+def _check_source(frame_group: Dataset, ct: Volume, k: int, where: Path, number: int) -> None:
     """Refuse a frame derived from an instance that is not the CT's slice at that place."""
     instances = ct.metadata.get("sop_instance_uids")
     derivation = _first_item(frame_group, "DerivationImageSequence")
@@ -131,7 +136,7 @@ def _check_source(frame_group, ct, k, where, number):
                                      f"({uid}): missing or foreign frames")
 
 
-def _frame_masks(seg, where):
+def _frame_masks(seg: Dataset, where: Path) -> np.ndarray:
     """The frames as booleans ``[frame, row, column]``; fractional frames are inside above half the maximum."""
     kind = str(seg.get("SegmentationType", "")).upper()
     if kind not in ("BINARY", "FRACTIONAL"):
@@ -146,7 +151,7 @@ def _frame_masks(seg, where):
     return pixels != 0
 
 
-def read_seg_labels(path, ct):
+def read_seg_labels(path: str | Path, ct: Volume) -> Volume:
     """The label map (uint8 Volume on ``ct``'s grid) of the DICOM SEG file ``path``.
 
     Args:

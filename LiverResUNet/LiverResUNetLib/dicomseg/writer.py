@@ -7,19 +7,26 @@ Some series (all of 3D-IRCADb-01) have no FrameOfReferenceUID, which the Segment
 then gets one derived from the study and series UIDs, the same every time, and the writer says so.
 """
 
+from __future__ import annotations
+
 import copy
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from LiverResUNetLib import __version__
 from LiverResUNetLib.atomic import atomic_path
-from LiverResUNetLib.dicomseg.codes import SEGMENT_CODES
+from LiverResUNetLib.dicomseg.codes import SEGMENT_CODES, Code
 from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.dicom_series import instance_identity
+from LiverResUNetLib.io.slice_stack import SliceStack
 from LiverResUNetLib.model.model_file import model_identity
+from LiverResUNetLib.volume import Volume
 
 ALGORITHM_NAME = "LiverResUNet"
 CONTENT_LABEL = "LIVER_TUMOR"
@@ -30,24 +37,24 @@ PATIENT_STUDY_ATTRIBUTES = ("PatientID", "PatientName", "PatientBirthDate", "Pat
                             "StudyID", "StudyDate", "StudyTime")
 
 
-def seg_series_description(card):
+def seg_series_description(card: dict[str, Any]) -> str:
     """The SEG series' description, which names the model: how a PACS query tells this model's SEGs apart."""
     return f"{SERIES_DESCRIPTION} (model {model_identity(card)})"
 
 
-def derived_frame_of_reference(header):
+def derived_frame_of_reference(header: Dataset) -> str:
     """A FrameOfReferenceUID for a series that has none, derived from its study and series UIDs (stable)."""
     return generate_uid(entropy_srcs=["LiverResUNet frame of reference", str(header.get("StudyInstanceUID", "")),
                                       str(header.get("SeriesInstanceUID", ""))])
 
 
-def derived_study_uid(header):
+def derived_study_uid(header: Dataset) -> str:
     """A StudyInstanceUID for a series whose study UID was emptied, derived from the patient and study (stable)."""
     return generate_uid(entropy_srcs=["LiverResUNet study"] + [_text(header, keyword) for keyword in (
         "PatientID", "PatientName", "StudyDate", "StudyTime", "StudyID", "AccessionNumber")])
 
 
-def _source_headers(stack, series_uid, where):
+def _source_headers(stack: SliceStack, series_uid: str, where: str) -> tuple[list[Dataset], list[str]]:
     """Copies of the CT headers to reference, completed where highdicom needs what the files lack; the notes.
 
     An emptied SOPClassUID / SOPInstanceUID is taken from the file meta header, an emptied SeriesInstanceUID is
@@ -57,7 +64,9 @@ def _source_headers(stack, series_uid, where):
     Raises:
         InputError: a slice has no SOPInstanceUID anywhere (it could not be referenced).
     """
-    first, notes, completed = stack.headers[0], [], []
+    first = stack.headers[0]
+    notes: list[str] = []
+    completed = []
     study = _text(first, "StudyInstanceUID")
     if not study:
         study = derived_study_uid(first)
@@ -80,25 +89,25 @@ def _source_headers(stack, series_uid, where):
         if not sop_class or not sop_instance:
             raise input_error(where, f"{Path(header.filename).name} has no SOP Class or SOP Instance UID, so a "
                                      "DICOM SEG cannot reference it")
-        header = copy.deepcopy(header)
-        header.SOPClassUID, header.SOPInstanceUID = sop_class, sop_instance
-        header.StudyInstanceUID, header.SeriesInstanceUID = study, series_uid
-        header.FrameOfReferenceUID = frame_of_reference
+        reference = copy.deepcopy(header)
+        reference.SOPClassUID, reference.SOPInstanceUID = sop_class, sop_instance
+        reference.StudyInstanceUID, reference.SeriesInstanceUID = study, series_uid
+        reference.FrameOfReferenceUID = frame_of_reference
         for keyword in absent:
-            setattr(header, keyword, "")
-        completed.append(header)
+            setattr(reference, keyword, "")
+        completed.append(reference)
     return completed, notes
 
 
-def _text(header, keyword):
+def _text(header: Dataset, keyword: str) -> str:
     return str(header.get(keyword) or "").strip()
 
 
-def _code(highdicom, code):
+def _code(highdicom: ModuleType, code: Code) -> Any:
     return highdicom.sr.CodedConcept(code.value, code.scheme, code.meaning)
 
 
-def _segment_descriptions(highdicom, card):
+def _segment_descriptions(highdicom: ModuleType, card: dict[str, Any]) -> list[Any]:
     algorithm = highdicom.AlgorithmIdentificationSequence(
         name=ALGORITHM_NAME, family=highdicom.sr.CodedConcept("123109", "DCM", "Artificial Intelligence"),
         version=f"{(card.get('software') or {}).get('liverresunet', __version__)} model {model_identity(card)}")
@@ -111,7 +120,8 @@ def _segment_descriptions(highdicom, card):
         for codes in SEGMENT_CODES]
 
 
-def build_seg(labels, stack, series_uid, card):
+def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any]
+              ) -> tuple[Dataset, list[str]]:
     """The SEG dataset of ``labels`` (a 0/1/2 Volume on the grid of ``stack``) and notes on what was done.
 
     Args:
@@ -147,7 +157,8 @@ def build_seg(labels, stack, series_uid, card):
     return seg, notes
 
 
-def write_seg(labels, stack, series_uid, card, path):
+def write_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any], path: str | Path
+              ) -> list[str]:
     """Write :func:`build_seg`'s SEG to ``path`` in one atomic step; returns the notes on what was done."""
     seg, notes = build_seg(labels, stack, series_uid, card)
     with atomic_path(path) as temporary:

@@ -6,14 +6,21 @@ named by ``LIVERRESUNET_DICOMWEB_CREDENTIALS`` (JSON: ``{"user": ..., "password"
 TLS certificates are verified (``requests``' default; a private CA goes in ``REQUESTS_CA_BUNDLE``).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from LiverResUNetLib.errors import InputError, input_error
+
+if typing.TYPE_CHECKING:
+    from dicomweb_client.api import DICOMwebClient
 
 USER_VARIABLE, PASSWORD_VARIABLE = "LIVERRESUNET_DICOMWEB_USER", "LIVERRESUNET_DICOMWEB_PASSWORD"
 TOKEN_VARIABLE, CREDENTIALS_FILE_VARIABLE = "LIVERRESUNET_DICOMWEB_TOKEN", "LIVERRESUNET_DICOMWEB_CREDENTIALS"
@@ -39,8 +46,14 @@ class DicomwebLocation:
             return f"{self.base}/studies/{self.study_uid}/series/{self.series_uid}"
         return self.base
 
+    def series(self) -> tuple[str, str]:
+        """``(study UID, series UID)`` of the one series this location names; InputError for a whole server."""
+        if not self.study_uid or not self.series_uid:
+            raise input_error(self.url, "names no series: give .../studies/<StudyUID>/series/<SeriesUID>")
+        return self.study_uid, self.series_uid
 
-def is_dicomweb_url(text) -> bool:
+
+def is_dicomweb_url(text: object) -> bool:
     """True for an http:// or https:// address (a DICOMweb server), False for a file or folder."""
     return str(text).lower().startswith(("http://", "https://"))
 
@@ -61,7 +74,7 @@ def parse_location(text: str) -> DicomwebLocation:
     return DicomwebLocation(text)
 
 
-def _credentials_from_file(path):
+def _credentials_from_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
@@ -74,19 +87,19 @@ def _credentials_from_file(path):
     return values
 
 
-def credentials(environment=None) -> dict:
+def credentials(environment: Mapping[str, str] | None = None) -> dict[str, Any]:
     """{"user", "password"} or {"token"} from the environment or the credentials file it names; {} for none."""
-    environment = os.environ if environment is None else environment
-    if environment.get(CREDENTIALS_FILE_VARIABLE):
-        return _credentials_from_file(environment[CREDENTIALS_FILE_VARIABLE])
-    if environment.get(TOKEN_VARIABLE):
-        return {"token": environment[TOKEN_VARIABLE]}
-    if environment.get(USER_VARIABLE):
-        return {"user": environment[USER_VARIABLE], "password": environment.get(PASSWORD_VARIABLE, "")}
+    variables = os.environ if environment is None else environment
+    if variables.get(CREDENTIALS_FILE_VARIABLE):
+        return _credentials_from_file(variables[CREDENTIALS_FILE_VARIABLE])
+    if variables.get(TOKEN_VARIABLE):
+        return {"token": variables[TOKEN_VARIABLE]}
+    if variables.get(USER_VARIABLE):
+        return {"user": variables[USER_VARIABLE], "password": variables.get(PASSWORD_VARIABLE, "")}
     return {}
 
 
-def connect(base: str, environment=None):
+def connect(base: str, environment: Mapping[str, str] | None = None) -> DICOMwebClient:
     """A ``dicomweb_client.DICOMwebClient`` for ``base`` with the credentials found (see the module's docstring)."""
     import requests
     from dicomweb_client.api import DICOMwebClient
@@ -100,7 +113,7 @@ def connect(base: str, environment=None):
     return DICOMwebClient(base, session=session, timeout=TIMEOUT_SECONDS)
 
 
-def _short_reason(error):
+def _short_reason(error: BaseException) -> str:
     """The operating system's words for a failed connection, without urllib3's wrapping."""
     found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
     return found[-1].strip() if found else type(error).__name__

@@ -5,11 +5,18 @@ reference), WADO-RS retrieves a series into a folder for the file readers, STOW-
 the only thing ever written to the server, in one request, after everything else has succeeded.
 """
 
+from __future__ import annotations
+
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from LiverResUNetLib.dicomweb.connection import DicomwebLocation, request
 from LiverResUNetLib.errors import input_error
+
+if typing.TYPE_CHECKING:
+    from dicomweb_client.api import DICOMwebClient
 
 # DICOM JSON tags (PS3.18 F.2) read from QIDO-RS and metadata answers.
 STUDY_UID, SERIES_UID, MODALITY = "0020000D", "0020000E", "00080060"
@@ -19,7 +26,7 @@ REFERENCED_SERIES = "00081115"
 FAILED_SOP_SEQUENCE = "FailedSOPSequence"
 
 
-def _value(attributes, tag, default=""):
+def _value(attributes: dict[str, Any], tag: str, default: Any = "") -> Any:
     values = (attributes.get(tag) or {}).get("Value") or []
     return values[0] if values else default
 
@@ -36,7 +43,7 @@ class RemoteSeries:
     instance_count: int | None
 
     @classmethod
-    def from_qido(cls, base, attributes):
+    def from_qido(cls, base: str, attributes: dict[str, Any]) -> RemoteSeries:
         count = _value(attributes, INSTANCE_COUNT, None)
         return cls(DicomwebLocation(base, str(_value(attributes, STUDY_UID)), str(_value(attributes, SERIES_UID))),
                    str(_value(attributes, MODALITY)), str(_value(attributes, SERIES_DESCRIPTION)),
@@ -50,7 +57,7 @@ class RemoteSeries:
         return "_".join(part for part in parts if part)
 
 
-def describe_series(client, location: DicomwebLocation) -> RemoteSeries:
+def describe_series(client: DICOMwebClient, location: DicomwebLocation) -> RemoteSeries:
     """The series ``location`` names, from QIDO-RS.
 
     Raises:
@@ -63,14 +70,14 @@ def describe_series(client, location: DicomwebLocation) -> RemoteSeries:
     return RemoteSeries.from_qido(location.base, found[0])
 
 
-def ct_series(client, base: str) -> list[RemoteSeries]:
+def ct_series(client: DICOMwebClient, base: str) -> list[RemoteSeries]:
     """Every CT series on the server (QIDO-RS, every page)."""
     found = request(base, "list the CT series", lambda: client.search_for_series(
         search_filters={"Modality": "CT"}, get_remaining=True))
     return [RemoteSeries.from_qido(base, attributes) for attributes in found]
 
 
-def segmented_series(client, base: str, study_uid: str, description: str) -> set[str]:
+def segmented_series(client: DICOMwebClient, base: str, study_uid: str, description: str) -> set[str]:
     """The series of a study that already have a SEG whose series description is ``description`` (this model)."""
     found = request(base, f"list the SEG series of study {study_uid}", lambda: client.search_for_series(
         study_uid, search_filters={"Modality": "SEG"}, get_remaining=True))
@@ -86,7 +93,7 @@ def segmented_series(client, base: str, study_uid: str, description: str) -> set
     return referenced
 
 
-def retrieve_series(client, series: RemoteSeries, folder: Path) -> list[Path]:
+def retrieve_series(client: DICOMwebClient, series: RemoteSeries, folder: Path) -> list[Path]:
     """Retrieve (WADO-RS) every instance of ``series`` into ``folder``, one file each.
 
     Raises:
@@ -98,8 +105,8 @@ def retrieve_series(client, series: RemoteSeries, folder: Path) -> list[Path]:
     location = series.location
     if series.modality.upper() != "CT":
         raise input_error(location.url, f"the series is {series.modality or 'of unknown modality'}, not CT")
-    datasets = request(location.url, "retrieve the series", lambda: client.retrieve_series(
-        location.study_uid, location.series_uid))
+    study_uid, series_uid = location.series()
+    datasets = request(location.url, "retrieve the series", lambda: client.retrieve_series(study_uid, series_uid))
     if series.instance_count is not None and len(datasets) < series.instance_count:
         raise input_error(location.url, f"partial series: the server returned {len(datasets)} of the "
                                         f"{series.instance_count} instances it lists")
@@ -112,7 +119,7 @@ def retrieve_series(client, series: RemoteSeries, folder: Path) -> list[Path]:
     return paths
 
 
-def store_seg(client, location: DicomwebLocation, seg_path: Path) -> None:
+def store_seg(client: DICOMwebClient, location: DicomwebLocation, seg_path: Path) -> None:
     """Store (STOW-RS) the SEG file into the study of ``location``; one request, one instance.
 
     Raises:
