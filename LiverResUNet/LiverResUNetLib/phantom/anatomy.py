@@ -8,7 +8,11 @@ tumor-free patients, an adrenal tumor and a cyst (not liver tumors), and patient
 lying outside its liver mask.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -19,6 +23,8 @@ from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 REFERENCE_HALF_WIDTH_MM = 160.0
 TUMOR_DIAMETER_MM = (3.0, 40.0)
 ALONG_Z = 1e5  # half-length (mm) of shapes that run through every slice: spine, vessels, ribs
+# Positions, sizes and modulation amplitudes, as tuples or numpy arrays.
+Vector = Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class Scenario:
     """What a patient's MASKS_DICOM holds beyond the liver, after a 3D-IRCADb-01 patient it imitates."""
 
     tumor_folders: str  # "numbered" (livertumor01..), "unpadded" (livertumor1..), or one folder name for all
-    traps: tuple = ()  # mask folders that are NOT liver tumors
+    traps: tuple[str, ...] = ()  # mask folders that are NOT liver tumors
     tumor_free: bool = False
     tumor_outside_liver_mask: bool = False  # patient 1.7: the liver mask excludes the tumors
 
@@ -42,7 +48,7 @@ SCENARIOS = (
 )
 
 
-def scenario_for(number):
+def scenario_for(number: int) -> Scenario:
     """The scenario of patient ``number`` (1-based): the cohort cycles through :data:`SCENARIOS`."""
     return SCENARIOS[(number - 1) % len(SCENARIOS)]
 
@@ -52,7 +58,7 @@ class Tumor:
     """A liver tumor as generated: its mask folder, centre (LPS mm), diameter, mean HU and kind."""
 
     folder: str
-    centre_mm: tuple
+    centre_mm: tuple[float, ...]
     diameter_mm: float
     hu: float
     kind: str  # "hypodense" or "hyperdense"
@@ -67,8 +73,8 @@ class PhantomPatient:
     seed: int
     ct: Volume
     label: Volume
-    masks: dict
-    tumors: list  # of Tumor
+    masks: dict[str, np.ndarray]
+    tumors: list[Tumor]
     scenario: Scenario
 
 
@@ -76,11 +82,11 @@ class PhantomPatient:
 class _Grid:
     """Voxel centres in mm (LPS, identity direction) and the index boxes that bound a shape."""
 
-    shape: tuple  # (k, j, i)
-    spacing: tuple  # (di, dj, dk)
-    origin: tuple  # (x, y, z) of voxel [0, 0, 0]
+    shape: tuple[int, int, int]  # (k, j, i)
+    spacing: tuple[float, float, float]  # (di, dj, dk)
+    origin: tuple[float, float, float]  # (x, y, z) of voxel [0, 0, 0]
 
-    def box(self, centre, half_size):
+    def box(self, centre: Vector, half_size: Vector) -> tuple[slice, ...]:
         """Index slices ``(k, j, i)`` of the voxels within ``half_size`` mm (x, y, z) of ``centre``."""
         bounds = []
         for axis in (2, 1, 0):
@@ -90,24 +96,25 @@ class _Grid:
             bounds.append(slice(min(max(first, 0), size), min(max(last + 1, 0), size)))
         return tuple(bounds)
 
-    def coordinates(self, box):
+    def coordinates(self, box: Sequence[slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x, y, z (mm) of the voxel centres in ``box``, shaped to broadcast over it."""
         k, j, i = (np.arange(b.start, b.stop, dtype=np.float32) for b in box)
         return (self.origin[0] + i * self.spacing[0])[None, None, :], \
             (self.origin[1] + j * self.spacing[1])[None, :, None], \
             (self.origin[2] + k * self.spacing[2])[:, None, None]
 
-    def whole(self):
+    def whole(self) -> tuple[slice, ...]:
         return tuple(slice(0, n) for n in self.shape)
 
-    def contains(self, centre, half_size):
+    def contains(self, centre: Vector, half_size: Vector) -> bool:
         """True when the box of ``half_size`` mm around ``centre`` lies inside the field of view."""
         return all(self.origin[axis] <= centre[axis] - half_size[axis]
                    and centre[axis] + half_size[axis] <= self.origin[axis] + (n - 1) * self.spacing[axis]
                    for axis, n in zip((0, 1, 2), self.shape[::-1]))
 
 
-def _blob(grid, box, centre, semi_axes, wobble=(0.0,) * 5, taper=0.0):
+def _blob(grid: _Grid, box: Sequence[slice], centre: Vector, semi_axes: Vector, wobble: Vector = (0.0,) * 5,
+          taper: float = 0.0) -> np.ndarray:
     """Mask over ``box`` of a smoothly deformed ellipsoid: an organ-like shape.
 
     Args:
@@ -126,7 +133,7 @@ def _blob(grid, box, centre, semi_axes, wobble=(0.0,) * 5, taper=0.0):
     return radius <= surface
 
 
-def _ellipse(grid, box, centre, semi_axes):
+def _ellipse(grid: _Grid, box: Sequence[slice], centre: Vector, semi_axes: Vector) -> np.ndarray:
     """Mask over ``box`` of an elliptic cylinder along z (vessels, spine parts, ribs)."""
     x, y, _ = grid.coordinates(box)
     inside = ((x - centre[0]) / semi_axes[0]) ** 2 + ((y - centre[1]) / semi_axes[1]) ** 2 <= 1.0
@@ -136,41 +143,43 @@ def _ellipse(grid, box, centre, semi_axes):
 class _TissueMap:
     """A uint8 map of tissue ids painted in anatomical order; a tissue may be told which tissues it can cover."""
 
-    def __init__(self, grid):
+    def __init__(self, grid: _Grid) -> None:
         self.grid = grid
         self.ids = np.zeros(grid.shape, dtype=np.uint8)
         self.hu = [-1000.0]  # id 0: air
 
-    def new(self, hu):
+    def new(self, hu: float) -> int:
         self.hu.append(float(hu))
         return len(self.hu) - 1
 
-    def paint(self, tissue, box, mask, over=None):
+    def paint(self, tissue: int, box: Sequence[slice], mask: np.ndarray, over: Sequence[int] | None = None) -> None:
         """Set ``tissue`` where ``mask`` (over ``box``) is true and the current tissue is one of ``over``."""
-        region = self.ids[box]
+        region = self.ids[tuple(box)]
         if over is not None:
             mask = mask & np.isin(region, over)
         region[mask] = tissue
 
-    def paint_blob(self, tissue, centre, semi_axes, wobble=(0.0,) * 5, taper=0.0, over=None):
+    def paint_blob(self, tissue: int, centre: Vector, semi_axes: Vector, wobble: Vector = (0.0,) * 5,
+                   taper: float = 0.0, over: Sequence[int] | None = None) -> None:
         reach = 1.0 + float(np.abs(wobble).sum())
         box = self.grid.box(centre, tuple(reach * a for a in semi_axes))
         self.paint(tissue, box, _blob(self.grid, box, centre, semi_axes, wobble, taper), over)
 
-    def paint_cylinder(self, tissue, centre, semi_axes, over=None):
+    def paint_cylinder(self, tissue: int, centre: Vector, semi_axes: Vector, over: Sequence[int] | None = None) -> None:
         """An elliptic cylinder through every slice, around the z-parallel axis through ``centre`` (x, y)."""
-        centre = (centre[0], centre[1], 0.0)
-        box = self.grid.box(centre, (*semi_axes, ALONG_Z))
-        self.paint(tissue, box, _ellipse(self.grid, box, centre, semi_axes), over)
+        axis = (centre[0], centre[1], 0.0)
+        box = self.grid.box(axis, (*semi_axes, ALONG_Z))
+        self.paint(tissue, box, _ellipse(self.grid, box, axis, semi_axes), over)
 
-    def mask(self, tissues):
+    def mask(self, tissues: Sequence[int]) -> np.ndarray:
         return np.isin(self.ids, tissues)
 
-    def image(self):
+    def image(self) -> np.ndarray:
         return np.asarray(self.hu, dtype=np.float32)[self.ids]
 
 
-def generate_patient(seed, size=64, number=1, slices=None, slice_spacing=None):
+def generate_patient(seed: int, size: int = 64, number: int = 1, slices: int | None = None,
+                     slice_spacing: float | None = None) -> PhantomPatient:
     """Generate phantom patient ``number`` of the cohort drawn from ``seed``.
 
     Args:
@@ -221,7 +230,7 @@ def generate_patient(seed, size=64, number=1, slices=None, slice_spacing=None):
     return PhantomPatient(number, seed, ct, ct.with_array(label, description=description), masks, tumors, scenario)
 
 
-def noise_sd(sd_at_512, size):
+def noise_sd(sd_at_512: float, size: int) -> float:
     """Standard deviation (HU) of the image noise at matrix ``size`` for a CT with ``sd_at_512`` at 512.
 
     Quantum noise variance falls with the voxel's area: averaging 2 x 2 pixels of a 512 matrix, as a
@@ -230,7 +239,8 @@ def noise_sd(sd_at_512, size):
     return sd_at_512 * size / 512
 
 
-def _structure_masks(tissues, organs, tumors, scenario):
+def _structure_masks(tissues: _TissueMap, organs: dict[str, Any], tumors: Sequence[Tumor], scenario: Scenario
+                     ) -> dict[str, np.ndarray]:
     """The MASKS_DICOM folders: organs, one or several tumor folders, the traps; empty masks are left out."""
     liver_tissue = [organs["liver"], organs["liver vessel"], *organs["liver lesions"].values()]
     if not scenario.tumor_outside_liver_mask:
@@ -248,7 +258,8 @@ def _structure_masks(tissues, organs, tumors, scenario):
 class _Body:
     """One patient's body plan (positions and sizes in mm) and the painting of each group of tissues."""
 
-    def __init__(self, grid, rng, half_width, scale, liver_z):
+    def __init__(self, grid: _Grid, rng: np.random.Generator, half_width: float, scale: float, liver_z: float
+                 ) -> None:
         self.grid, self.rng, self.scale, self.liver_z = grid, rng, scale, liver_z
         extent = grid.shape[1] * grid.spacing[0]
         self.centre = (extent / 2.0, extent * rng.uniform(0.48, 0.53))
@@ -258,14 +269,14 @@ class _Body:
         self.cavity = (self.half[0] - self.fat - self.muscle, self.half[1] - self.fat - self.muscle)
         self.liver_top = liver_z + 80.0 * scale
         self.swell_phase = rng.uniform(0, 2 * np.pi)
-        self.soft = []  # tissues an organ may cover: visceral fat, bowel, gas, lung, heart
-        self.lesions = []
+        self.soft: list[int] = []  # tissues an organ may cover: visceral fat, bowel, gas, lung, heart
+        self.lesions: list[int] = []
 
-    def at(self, fx, fy, z):
+    def at(self, fx: float, fy: float, z: float) -> tuple[float, float, float]:
         """A point given as fractions of the body half-axes from its centre, at height ``z`` mm."""
         return (self.centre[0] + fx * self.half[0], self.centre[1] + fy * self.half[1], z)
 
-    def _outline(self, tissues, hu, inset, over=None):
+    def _outline(self, tissues: _TissueMap, hu: float, inset: float, over: Sequence[int] | None = None) -> int:
         """The body outline moved ``inset`` mm inwards, swelling gently along z."""
         box = self.grid.whole()
         x, y, z = self.grid.coordinates(box)
@@ -276,13 +287,13 @@ class _Body:
                       over)
         return tissue
 
-    def paint_wall_and_cavity(self, tissues):
+    def paint_wall_and_cavity(self, tissues: _TissueMap) -> None:
         self._outline(tissues, self.rng.uniform(-110, -90), 0.0)
         muscle = self._outline(tissues, self.rng.uniform(40, 60), self.fat)
         self.visceral_fat = self._outline(tissues, self.rng.uniform(-100, -80), self.fat + self.muscle, over=[muscle])
         self.soft = [self.visceral_fat]
 
-    def paint_thorax_and_bowel(self, tissues):
+    def paint_thorax_and_bowel(self, tissues: _TissueMap) -> None:
         """Bowel loops and gas below the liver; lung bases above a domed diaphragm, with the heart between them."""
         grid, rng, s = self.grid, self.rng, self.scale
         bowel, gas = tissues.new(rng.uniform(20, 40)), tissues.new(rng.uniform(-900, -700))
@@ -302,7 +313,7 @@ class _Body:
         tissues.paint_blob(heart, heart_centre, (55 * s, 45 * s, 50 * s), over=[lung])
         self.soft = [self.visceral_fat, bowel, gas, lung, heart]
 
-    def paint_skeleton_and_vessels(self, tissues):
+    def paint_skeleton_and_vessels(self, tissues: _TissueMap) -> None:
         """Paraspinal muscles, vertebrae with discs, canal and spinous process, ribs, then aorta and vena cava."""
         grid, rng, s = self.grid, self.rng, self.scale
         cortical, cancellous = tissues.new(rng.uniform(700, 1000)), tissues.new(rng.uniform(250, 400))
@@ -335,7 +346,7 @@ class _Body:
         tissues.paint_cylinder(self.aorta, (vertebra[0] + 14 * s, front - aorta_radius - 2 * s), (aorta_radius,) * 2)
         tissues.paint_cylinder(vena_cava, (vertebra[0] - 20 * s, front - cava_radius - 4 * s), (cava_radius,) * 2)
 
-    def _paint_ribs(self, tissues, cortical):
+    def _paint_ribs(self, tissues: _TissueMap, cortical: int) -> None:
         """Rib cross-sections in the wall of the upper abdomen, cut obliquely so they come and go along z."""
         grid, rng, s = self.grid, self.rng, self.scale
         period = rng.uniform(28, 36) * s
@@ -351,14 +362,14 @@ class _Body:
             present = (np.sin(2 * np.pi * (z - angle * 10 * s) / period) > 0.2) & (z > self.liver_z - 50 * s)
             tissues.paint(cortical, box, _ellipse(grid, box, centre, (5 * s, 4 * s)) & present)
 
-    def paint_organs(self, tissues, scenario):
+    def paint_organs(self, tissues: _TissueMap, scenario: Scenario) -> dict[str, Any]:
         """Adrenal tumors (traps outside the liver), the liver with its vessels, then spleen and kidneys.
 
         Fat around the great vessels (the retroperitoneum) keeps the liver and spleen off the aorta; only the
         kidneys and adrenals may lie in it.
         """
         grid, rng, s = self.grid, self.rng, self.scale
-        organs = {"aorta": self.aorta, "adrenal tumors": {}}
+        organs: dict[str, Any] = {"aorta": self.aorta, "adrenal tumors": {}}
         retroperitoneum = tissues.new(tissues.hu[self.visceral_fat])
         tissues.paint_cylinder(retroperitoneum, (self.vertebra[0] + 10 * s, self.vertebra[1]),
                                (45 * s, self.vertebra_radius + 32 * s), over=self.soft)
@@ -390,7 +401,7 @@ class _Body:
                                    over=[organs[name]])
         return organs
 
-    def _paint_liver_vessels(self, tissues, liver):
+    def _paint_liver_vessels(self, tissues: _TissueMap, liver: int) -> int:
         """Portal branches: bright tubes from the hilum that belong to the liver label, as in the real masks."""
         grid, rng, s = self.grid, self.rng, self.scale
         vessel = tissues.new(rng.uniform(140, 180))
@@ -408,7 +419,7 @@ class _Body:
             tissues.paint(vessel, box, distance2 <= radius * radius, over=[liver])
         return vessel
 
-    def paint_lesions(self, tissues, scenario, organs):
+    def paint_lesions(self, tissues: _TissueMap, scenario: Scenario, organs: dict[str, Any]) -> list[Tumor]:
         """Cysts and resection sites (liver label), then the tumors: each wholly inside liver tissue."""
         rng = self.rng
         liver_tissue = [organs["liver"], organs["liver vessel"]]
@@ -418,7 +429,7 @@ class _Body:
             tissue = tissues.new(rng.uniform(0, 20) if is_cyst else rng.uniform(25, 45))
             if self._place_lesion(tissues, tissue, liver_tissue, rng.uniform(8, 25)):
                 organs["liver lesions"][trap] = tissue
-        tumors = []
+        tumors: list[Tumor] = []
         for _ in range(0 if scenario.tumor_free else int(rng.integers(1, 6))):
             kind = "hyperdense" if rng.random() < 0.3 else "hypodense"
             hu = rng.uniform(100, 140) if kind == "hyperdense" else rng.uniform(20, 45)
@@ -432,7 +443,8 @@ class _Body:
                 tumors.append(Tumor(folder, *placed, hu, kind, tissue))
         return tumors
 
-    def _place_lesion(self, tissues, tissue, liver_tissue, diameter, attempts=80):
+    def _place_lesion(self, tissues: _TissueMap, tissue: int, liver_tissue: Sequence[int], diameter: float,
+                      attempts: int = 80) -> tuple[tuple[float, ...], float] | None:
         """Paint a round lesion wholly in liver tissue, inside the field of view, and apart from other lesions.
 
         Apart means more than a voxel diagonal away, so each lesion is its own 3D connected component.

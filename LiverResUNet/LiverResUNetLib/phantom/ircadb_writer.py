@@ -7,24 +7,28 @@ top folder inside the zip), unzipped, or both. LABELLED_DICOM, MESHES_VTK and th
 nothing reads them.
 """
 
+import functools
 import shutil
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from LiverResUNetLib.atomic import atomic_directory
+from LiverResUNetLib.callbacks import Progress
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.pydicom_versions import save_dicom_file
-from LiverResUNetLib.phantom.anatomy import generate_patient
+from LiverResUNetLib.phantom.anatomy import PhantomPatient, generate_patient
+from LiverResUNetLib.volume import Volume
 
 COHORT_FOLDER = "3Dircadb1"
 ZIP_DATE = (2024, 1, 1, 12, 0, 0)
 # Per patient, which parts are zipped and which are folders; a cohort cycles through all four.
-STORAGES = {
+STORAGES: dict[str, dict[str, tuple[str, ...]]] = {
     "zipped": {"PATIENT_DICOM": ("zip",), "MASKS_DICOM": ("zip",)},
     "unzipped": {"PATIENT_DICOM": ("folder",), "MASKS_DICOM": ("folder",)},
     "both": {"PATIENT_DICOM": ("zip", "folder"), "MASKS_DICOM": ("zip", "folder")},
@@ -37,19 +41,19 @@ not apply to these files, which may be used freely.
 """
 
 
-def storage_for(number):
+def storage_for(number: int) -> str:
     """How patient ``number`` (1-based) is stored: the cohort cycles zipped, unzipped, both, mixed."""
     names = list(STORAGES)
     return names[(number - 1) % len(names)]
 
 
-def _decimal(value):
+def _decimal(value: float) -> str:
     """A DICOM decimal string (at most 16 characters) holding ``value`` to the micrometre."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
-def _pixel_encoding(array):
+def _pixel_encoding(array: np.ndarray) -> tuple[np.ndarray, int, bool]:
     """(stored array, bits, signed) for a label mask (8-bit 0/255) or integer HU (int16)."""
     if array.dtype == bool:
         return array.astype(np.uint8) * np.uint8(255), 8, False
@@ -63,8 +67,9 @@ def _pixel_encoding(array):
     return array.astype("<i2"), 16, True
 
 
-def write_patient_dicom_series(volume, folder, *, description="", series_number=1, patient_name="PHANTOM",
-                               patient_id="PHANTOM", study_uid=None, frame_of_reference_uid=None, uid_seed=None):
+def write_patient_dicom_series(volume: Volume, folder: str | Path, *, description: str = "", series_number: int = 1,
+                               patient_name: str = "PHANTOM", patient_id: str = "PHANTOM", study_uid: str | None = None,
+                               frame_of_reference_uid: str | None = None, uid_seed: str | None = None) -> Path:
     """Write ``volume`` as a CT DICOM series, one file ``image_k`` per slice k, in one atomic step.
 
     Geometry is exact: ImagePositionPatient of slice k is the LPS position of voxel [k, 0, 0], the orientation
@@ -84,7 +89,7 @@ def write_patient_dicom_series(volume, folder, *, description="", series_number=
     """
     folder = Path(folder)
 
-    def uid(*parts):
+    def uid(*parts: object) -> UID:
         return generate_uid(entropy_srcs=[str(uid_seed), *map(str, parts)]) if uid_seed is not None \
             else generate_uid()
 
@@ -131,7 +136,7 @@ def write_patient_dicom_series(volume, folder, *, description="", series_number=
     return folder
 
 
-def _zip_member(name, is_folder=False):
+def _zip_member(name: str, is_folder: bool = False) -> zipfile.ZipInfo:
     """A member with a fixed date and permissions, so that the same cohort gives byte-identical zips."""
     member = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     member.compress_type = zipfile.ZIP_DEFLATED
@@ -139,7 +144,7 @@ def _zip_member(name, is_folder=False):
     return member
 
 
-def _zip_folder(folder, archive):
+def _zip_folder(folder: Path, archive: Path) -> None:
     """Zip ``folder`` as the real dataset does: its name as the top folder, directory entries, any file order."""
     members = sorted(folder.rglob("*"))
     files = [path for path in members if path.is_file()]
@@ -151,7 +156,7 @@ def _zip_folder(folder, archive):
             bundle.writestr(_zip_member(files[index].relative_to(folder.parent).as_posix()), files[index].read_bytes())
 
 
-def write_patient(patient, folder, storage="unzipped"):
+def write_patient(patient: PhantomPatient, folder: str | Path, storage: str = "unzipped") -> Path:
     """Write one :class:`PhantomPatient` as a 3D-IRCADb-01 patient folder, atomically.
 
     Args:
@@ -159,15 +164,15 @@ def write_patient(patient, folder, storage="unzipped"):
     """
     folder = Path(folder)
     identity = f"liverresunet-phantom/{patient.seed}/{patient.number}"
-    names = {"patient_name": f"PHANTOM^{patient.number}", "patient_id": f"PHANTOM-{patient.seed}-{patient.number}",
-             "study_uid": generate_uid(entropy_srcs=[identity, "study"]),
-             "frame_of_reference_uid": generate_uid(entropy_srcs=[identity, "frame of reference"]),
-             "uid_seed": identity}
+    write_series = functools.partial(
+        write_patient_dicom_series, patient_name=f"PHANTOM^{patient.number}",
+        patient_id=f"PHANTOM-{patient.seed}-{patient.number}", study_uid=generate_uid(entropy_srcs=[identity, "study"]),
+        frame_of_reference_uid=generate_uid(entropy_srcs=[identity, "frame of reference"]), uid_seed=identity)
     with atomic_directory(folder) as temporary:
-        write_patient_dicom_series(patient.ct, temporary / "PATIENT_DICOM", description="PATIENT_DICOM", **names)
+        write_series(patient.ct, temporary / "PATIENT_DICOM", description="PATIENT_DICOM")
         for number, (structure, mask) in enumerate(sorted(patient.masks.items()), start=2):
-            write_patient_dicom_series(patient.ct.with_array(mask), temporary / "MASKS_DICOM" / structure,
-                                       description=structure, series_number=number, **names)
+            write_series(patient.ct.with_array(mask), temporary / "MASKS_DICOM" / structure, description=structure,
+                         series_number=number)
         for part, forms in STORAGES[storage].items():
             if "zip" in forms:
                 _zip_folder(temporary / part, temporary / f"{part}.zip")
@@ -177,14 +182,15 @@ def write_patient(patient, folder, storage="unzipped"):
     return folder
 
 
-def _is_phantom_cohort(root):
+def _is_phantom_cohort(root: Path) -> bool:
     """True when every entry of ``root`` is a patient folder this module wrote (its LICENSE.txt says so)."""
     marker = LICENSE_TEXT.split("(", 1)[0]
     return all((entry / "LICENSE.txt").is_file() and (entry / "LICENSE.txt").read_text().startswith(marker)
                for entry in root.iterdir())
 
 
-def write_cohort(out, patients, size=64, seed=0, slices=None, progress=None):
+def write_cohort(out: str | Path, patients: int | Iterable[int], size: int = 64, seed: int = 0,
+                 slices: int | None = None, progress: Progress | None = None) -> Path:
     """Generate and write a phantom cohort as ``out/3Dircadb1/3Dircadb1.N``, one patient at a time.
 
     The cohort appears at once (built beside it, then renamed) and replaces an earlier phantom cohort there;
