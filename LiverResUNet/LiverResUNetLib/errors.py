@@ -9,7 +9,7 @@ class InputError(Exception):
     """
 
 
-def input_error(path, reason):
+def input_error(path: object, reason: str) -> InputError:
     """Return an InputError whose message names ``path`` and ``reason``."""
     return InputError(f"{path}: {reason}")
 

@@ -6,19 +6,21 @@ label 2 as the evaluation labels them (:func:`label_lesions`), so the table and 
 same lesions. Coordinates are LPS millimetres (the Volume convention); the scene bridge shows them as RAS.
 """
 
+from typing import Any
+
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
 from LiverResUNetLib.evaluation.lesions import label_lesions
-from LiverResUNetLib.volume import TUMOR
+from LiverResUNetLib.volume import TUMOR, Volume
 
 # Corners of a pixel around its centre: a lesion's in-plane extent runs to the pixel edges, not the centres.
 _PIXEL_CORNERS = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
 
 
-def axial_axis(volume):
+def axial_axis(volume: Volume) -> int:
     """The array axis (0, 1 or 2 of ``[k, j, i]``) closest to the patient's head-feet axis.
 
     Slices across it are the axial images a radiologist measures on, whatever order the scanner stored them in.
@@ -27,7 +29,7 @@ def axial_axis(volume):
     return 2 - column
 
 
-def _feret_diameter(points):
+def _feret_diameter(points: np.ndarray) -> float:
     """Largest distance between two of ``points`` (n x 2, mm)."""
     if len(points) > 3:
         try:
@@ -37,7 +39,7 @@ def _feret_diameter(points):
     return float(pdist(points).max())
 
 
-def longest_axial_diameter_mm(mask, volume):
+def longest_axial_diameter_mm(mask: np.ndarray, volume: Volume) -> float:
     """Longest in-plane extent (mm) of a boolean ``mask`` over the axial slices of ``volume``'s grid.
 
     Measured edge to edge of the pixels, as a caliper on the axial images would (RECIST's longest diameter).
@@ -54,7 +56,7 @@ def longest_axial_diameter_mm(mask, volume):
     return longest
 
 
-def measure_liver(labels):
+def measure_liver(labels: Volume) -> dict[str, Any]:
     """Measurements of a label Volume (0 background, 1 liver, 2 tumor) in mL, mm and LPS mm.
 
     Returns ``liver_volume_ml``, ``tumor_count``, ``tumor_volume_ml``, ``tumor_burden_percent`` (None without a

@@ -9,6 +9,7 @@ names, see ``codes.segment_role``); tumor is painted over liver. Only pydicom is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def _frame_masks(seg: Dataset, where: Path) -> np.ndarray:
     return pixels != 0
 
 
-def read_seg_labels(path: str | Path, ct: Volume) -> Volume:
+def read_seg_labels(path: str | os.PathLike[str], ct: Volume) -> Volume:
     """The label map (uint8 Volume on ``ct``'s grid) of the DICOM SEG file ``path``.
 
     Args:

@@ -9,15 +9,23 @@ temporary folder; ``database.insert`` stores a copy in the database and the fold
 behind, and a failed export adds nothing to the database.
 """
 
+from __future__ import annotations
+
 import tempfile
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.scene.segmentation_nodes import segment_roles, segmentation_to_labels
 from LiverResUNetLib.volume import Volume
+
+if typing.TYPE_CHECKING:
+    import slicer
 
 # Set by Slicer's DICOMScalarVolumePlugin on every volume node it loads: the series' SOPInstanceUIDs.
 INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
@@ -32,10 +40,34 @@ class DicomExport:
 
     series_uid: str
     writer: str
-    notes: list
+    notes: list[str]
 
 
-def source_files(volume_node, database) -> list:
+class DicomDatabase(Protocol):
+    """What is used of Slicer's ``ctkDICOMDatabase`` (``slicer.dicomDatabase``)."""
+
+    @property
+    def isOpen(self) -> bool: ...
+
+    def fileForInstance(self, sopInstanceUID: str) -> str: ...
+
+    def insert(self, filePath: str, storeFile: bool, generateThumbnail: bool) -> Any: ...
+
+
+class SegmentationExporter(Protocol):
+    """What is used of QuantitativeReporting's ``DICOMSegmentationExporter``."""
+
+    def export(self, outputDirectory: str, segFileName: str, metadata: dict[str, Any], skipEmpty: bool = False
+               ) -> Any: ...
+
+    def cleanup(self) -> None: ...
+
+
+#: QuantitativeReporting's exporter class: made from the segmentation node it exports.
+ExporterClass = Callable[["slicer.vtkMRMLSegmentationNode"], SegmentationExporter]
+
+
+def source_files(volume_node: slicer.vtkMRMLScalarVolumeNode, database: DicomDatabase | None) -> list[str]:
     """The files of the DICOM series ``volume_node`` was loaded from, as ``database`` stores them.
 
     Raises:
@@ -55,14 +87,15 @@ def source_files(volume_node, database) -> list:
     return files
 
 
-def _check_same_space(segmentation_node, volume_node):
+def _check_same_space(segmentation_node: slicer.vtkMRMLSegmentationNode,
+                      volume_node: slicer.vtkMRMLScalarVolumeNode) -> None:
     """A SEG is in the CT's own coordinates: refuse a segmentation placed under another transform."""
     if segmentation_node.GetTransformNodeID() != volume_node.GetTransformNodeID():
         raise input_error(segmentation_node.GetName(), f"is not under the same transform as {volume_node.GetName()}: "
                                                        "harden or remove the transforms before exporting")
 
 
-def _stored_series_uid(database, path):
+def _stored_series_uid(database: DicomDatabase, path: Path) -> str:
     """Store a copy of ``path`` in ``database``; the SEG's SeriesInstanceUID."""
     import pydicom
 
@@ -71,7 +104,9 @@ def _stored_series_uid(database, path):
     return series_uid
 
 
-def export_with_highdicom(segmentation_node, volume_node, card, database) -> DicomExport:
+def export_with_highdicom(segmentation_node: slicer.vtkMRMLSegmentationNode,
+                          volume_node: slicer.vtkMRMLScalarVolumeNode, card: dict[str, Any],
+                          database: DicomDatabase) -> DicomExport:
     """Write the segmentation with ``dicomseg.writer`` on the CT series' own grid; store it in ``database``.
 
     Args:
@@ -94,8 +129,10 @@ def export_with_highdicom(segmentation_node, volume_node, card, database) -> Dic
         return DicomExport(_stored_series_uid(database, path), "highdicom", notes)
 
 
-def export_with_quantitative_reporting(exporter_class, segmentation_node, volume_node, card,
-                                       database) -> DicomExport:
+def export_with_quantitative_reporting(exporter_class: ExporterClass,
+                                       segmentation_node: slicer.vtkMRMLSegmentationNode,
+                                       volume_node: slicer.vtkMRMLScalarVolumeNode, card: dict[str, Any],
+                                       database: DicomDatabase) -> DicomExport:
     """Write the segmentation with QuantitativeReporting's ``DICOMSegmentationExporter``; store it in ``database``.
 
     The exporter finds the CT through the segmentation's reference geometry node and its instance UIDs, and
@@ -124,7 +161,9 @@ def export_with_quantitative_reporting(exporter_class, segmentation_node, volume
         exporter.cleanup()
 
 
-def export_to_dicom_database(segmentation_node, volume_node, card, database, exporter_class=None) -> DicomExport:
+def export_to_dicom_database(segmentation_node: slicer.vtkMRMLSegmentationNode,
+                             volume_node: slicer.vtkMRMLScalarVolumeNode, card: dict[str, Any],
+                             database: DicomDatabase, exporter_class: ExporterClass | None = None) -> DicomExport:
     """Store the segmentation as a DICOM SEG of ``volume_node``'s series in Slicer's DICOM database.
 
     QuantitativeReporting's exporter (``exporter_class``; None when that extension is not installed) is used

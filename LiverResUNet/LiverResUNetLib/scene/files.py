@@ -8,24 +8,29 @@ atomically by Slicer's storage nodes: ``.seg.nrrd`` (segments, names, colours, t
 ``.nii.gz`` / ``.nrrd`` (0/1/2 on the input's grid).
 """
 
+from __future__ import annotations
+
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import slicer
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.io.dicom_series import read_series_headers
+from LiverResUNetLib.io.dicom_series import SeriesInfo, read_series_headers
 from LiverResUNetLib.io.image_file import is_image_file
 from LiverResUNetLib.scene.results_table import table_rows
 from LiverResUNetLib.scene.segmentation_nodes import segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import fill_volume_node, node_to_volume
+from LiverResUNetLib.volume import Volume
 
 SEGMENTATION_SUFFIX = ".seg.nrrd"
 LABELMAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd")
 
 
-def _add_loaded(scene, node, storage_node, name):
+def _add_loaded(scene: slicer.vtkMRMLScene, node: slicer.vtkMRMLScalarVolumeNode,
+                storage_node: slicer.vtkMRMLStorageNode, name: str) -> slicer.vtkMRMLScalarVolumeNode:
     """Put a node read outside the scene into it, with its storage and display nodes."""
     node.SetName(scene.GenerateUniqueName(name))
     scene.AddNode(storage_node)
@@ -35,7 +40,8 @@ def _add_loaded(scene, node, storage_node, name):
     return node
 
 
-def _read_with_storage_node(files, where):
+def _read_with_storage_node(files: Sequence[str | Path], where: str | Path
+                            ) -> tuple[slicer.vtkMRMLScalarVolumeNode, slicer.vtkMRMLVolumeArchetypeStorageNode]:
     """A scalar volume node (outside any scene) read by Slicer's archetype reader from ``files`` in order."""
     storage_node = slicer.vtkMRMLVolumeArchetypeStorageNode()
     storage_node.SetFileName(str(files[0]))
@@ -50,7 +56,7 @@ def _read_with_storage_node(files, where):
     return node, storage_node
 
 
-def read_dicom_series_node(scene, series):
+def read_dicom_series_node(scene: slicer.vtkMRMLScene, series: SeriesInfo) -> slicer.vtkMRMLScalarVolumeNode:
     """Load a DICOM series (a ``SeriesInfo`` from ``find_series``) into a new volume node of ``scene``, from
     its file list sorted along the slice normal, as Slicer's DICOM module does.
 
@@ -67,7 +73,7 @@ def read_dicom_series_node(scene, series):
     return _add_loaded(scene, node, storage_node, series.description or series.folder.name)
 
 
-def read_image_node(scene, path):
+def read_image_node(scene: slicer.vtkMRMLScene, path: str | Path) -> slicer.vtkMRMLScalarVolumeNode:
     """Load an image file (.nii, .nii.gz, .nrrd, .mha...) into a new volume node of ``scene``."""
     path = Path(path)
     if not path.is_file():
@@ -78,12 +84,13 @@ def read_image_node(scene, path):
     return _add_loaded(scene, node, storage_node, path.name.split(".")[0])
 
 
-def is_segmentation_path(path):
+def is_segmentation_path(path: str | Path) -> bool:
     """True when ``path`` names a file :func:`write_segmentation` writes."""
     return Path(path).name.lower().endswith((SEGMENTATION_SUFFIX,) + LABELMAP_SUFFIXES)
 
 
-def write_segmentation(segmentation_node, path, reference):
+def write_segmentation(segmentation_node: slicer.vtkMRMLSegmentationNode, path: str | Path, reference: Volume
+                       ) -> Path:
     """Write a segmentation as ``.seg.nrrd``, or as a label map (0/1/2) on ``reference``'s grid (a Volume)
     for ``.nii.gz`` / ``.nii`` / ``.nrrd``. The file appears complete or not at all."""
     path = Path(path)
@@ -106,7 +113,7 @@ def write_segmentation(segmentation_node, path, reference):
     return path
 
 
-def write_table_csv(table_node, path):
+def write_table_csv(table_node: slicer.vtkMRMLTableNode, path: str | Path) -> Path:
     """Write a table node as CSV, header first, with the strings Slicer shows."""
     with atomic_path(path) as temporary:
         with open(temporary, "w", newline="", encoding="utf-8") as stream:

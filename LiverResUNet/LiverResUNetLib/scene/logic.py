@@ -7,10 +7,16 @@ scene exactly as it was. A segmentation it wrote carries a fingerprint of its co
 edits it, the fingerprint no longer matches and a new run writes to a new node instead.
 """
 
+from __future__ import annotations
+
 import os
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 
+from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.scene.results_table import results_table
 from LiverResUNetLib.scene.segmentation_nodes import (
@@ -20,6 +26,22 @@ from LiverResUNetLib.scene.segmentation_nodes import (
     segmentation_to_labels,
 )
 from LiverResUNetLib.scene.volume_nodes import node_to_volume
+from LiverResUNetLib.volume import Volume
+
+if typing.TYPE_CHECKING:
+    import slicer
+    from typing_extensions import TypeIs
+
+    from LiverResUNetLib.inference.postprocessing import PostprocessOptions
+    from LiverResUNetLib.model.model_file import LoadedModel
+    from LiverResUNetLib.scene.dicom_export import DicomDatabase, DicomExport, ExporterClass
+
+    #: A model file, or a model already loaded from one.
+    ModelSource = str | os.PathLike[str] | LoadedModel
+    # The MRML nodes the logic reads and writes.
+    SegmentationNode: TypeAlias = slicer.vtkMRMLSegmentationNode
+    VolumeNode: TypeAlias = slicer.vtkMRMLScalarVolumeNode
+    TableNode: TypeAlias = slicer.vtkMRMLTableNode
 
 FINGERPRINT_ATTRIBUTE = "LiverResUNet.WrittenContent"
 MODEL_ATTRIBUTE = "LiverResUNet.Model"
@@ -43,14 +65,14 @@ class SegmentOptions:
         batchSize: slices per network batch; None: the predictor's choice for the device.
     """
 
-    postprocess: object = None
-    outputSegmentation: object = None
+    postprocess: PostprocessOptions | None = None
+    outputSegmentation: SegmentationNode | None = None
     replaceEdited: bool = False
     closedSurface: bool = True
     batchSize: int | None = None
 
 
-def describe_model_card(card):
+def describe_model_card(card: dict[str, Any]) -> str:
     """A few lines telling a user what a model file is: what it was trained on, how well it scored, how it
     reads a CT."""
     training, metrics = card.get("training") or {}, card.get("metrics") or {}
@@ -74,9 +96,9 @@ def describe_model_card(card):
     return "\n".join(lines)
 
 
-def describe_comparison(metrics):
+def describe_comparison(metrics: dict[str, Any]) -> str:
     """A few readable lines from ``evaluation.metrics.case_metrics``: Dice and HD95 per structure, lesions."""
-    def shown(value, pattern):
+    def shown(value: float | None, pattern: str) -> str:
         return "n/a" if value is None else pattern.format(value)
 
     lines = []
@@ -92,15 +114,15 @@ def describe_comparison(metrics):
 class SegmentLiverLogic:
     """Liver and liver-tumor segmentation of volume nodes in one MRML scene."""
 
-    def __init__(self, scene):
+    def __init__(self, scene: slicer.vtkMRMLScene) -> None:
         super().__init__()  # the Slicer module's logic also derives from ScriptedLoadableModuleLogic
         self.scene = scene
-        self._models = {}
+        self._models: dict[tuple[str, int], LoadedModel] = {}
 
-    def loadModel(self, model):
+    def loadModel(self, model: ModelSource) -> LoadedModel:
         """A loaded model from a model file path (kept for the next call while the file is unchanged), or the
         given ``LoadedModel`` itself."""
-        if hasattr(model, "network"):
+        if _is_loaded(model):
             return model
         from LiverResUNetLib.model.model_file import load_model
 
@@ -113,18 +135,20 @@ class SegmentLiverLogic:
         return self._models[key]
 
     @staticmethod
-    def isOurUneditedResult(segmentationNode):
+    def isOurUneditedResult(segmentationNode: SegmentationNode) -> bool:
         """True when ``segmentationNode`` holds exactly what :meth:`process` last wrote into it."""
         written = segmentationNode.GetAttribute(FINGERPRINT_ATTRIBUTE)
         return bool(written) and written == content_fingerprint(segmentationNode)
 
-    def mayOverwrite(self, segmentationNode, replaceEdited=False):
+    def mayOverwrite(self, segmentationNode: SegmentationNode, replaceEdited: bool = False) -> bool:
         """Whether :meth:`process` may write into ``segmentationNode``: it is empty, unedited, or replacing
         edits was asked for explicitly."""
         return (replaceEdited or segmentationNode.GetSegmentation().GetNumberOfSegments() == 0
                 or self.isOurUneditedResult(segmentationNode))
 
-    def process(self, inputVolume, model, device="auto", options=None, progress=None, cancel=None):
+    def process(self, inputVolume: VolumeNode, model: ModelSource, device: str = "auto",
+                options: SegmentOptions | None = None, progress: Progress | None = None,
+                cancel: CancelCheck | None = None) -> SegmentationNode:
         """Segment the liver and liver tumors of ``inputVolume`` in this process; return the segmentation node.
 
         Args:
@@ -145,7 +169,7 @@ class SegmentLiverLogic:
         options = options or SegmentOptions()
         report = progress or (lambda fraction, message: None)
 
-        def checkCancel():
+        def checkCancel() -> None:
             if cancel is not None and cancel():
                 raise Cancelled()
 
@@ -158,7 +182,7 @@ class SegmentLiverLogic:
                                 progress=lambda fraction, message: report(
                                     PREDICTION_START * (1.0 - fraction) + PREDICTION_END * fraction, message),
                                 cancel=cancel)
-        result = ResultSteps(self, inputVolume, labels, options, None if hasattr(model, "network") else model)
+        result = ResultSteps(self, inputVolume, labels, options, None if _is_loaded(model) else model)
         for fraction, message, step in result.steps:
             checkCancel()
             report(fraction, message)
@@ -166,7 +190,8 @@ class SegmentLiverLogic:
         report(1.0, "done")
         return result.segmentation
 
-    def _addToScene(self, inputVolume, segmentation, table, target):
+    def _addToScene(self, inputVolume: VolumeNode, segmentation: SegmentationNode, table: TableNode,
+                    target: SegmentationNode | None) -> SegmentationNode:
         """Put a finished result into the scene; if adding a node fails, take the ones added out again.
 
         Writing into an existing ``target`` (its segments, its old results table) comes after every step that
@@ -199,17 +224,17 @@ class SegmentLiverLogic:
         return target
 
     @staticmethod
-    def resultsTable(segmentationNode):
+    def resultsTable(segmentationNode: SegmentationNode) -> TableNode | None:
         """The results table node of a segmentation made by :meth:`process` (None for others)."""
         return segmentationNode.GetNodeReference(RESULTS_TABLE_ROLE)
 
     @staticmethod
-    def labelVolume(segmentationNode, referenceVolume):
+    def labelVolume(segmentationNode: SegmentationNode, referenceVolume: VolumeNode) -> Volume:
         """The (possibly corrected) segmentation as a label Volume (0/1/2) on ``referenceVolume``'s grid."""
         return segmentation_to_labels(segmentationNode, node_to_volume(referenceVolume))
 
     @staticmethod
-    def dicomSegLabels(path, referenceVolume):
+    def dicomSegLabels(path: str | os.PathLike[str], referenceVolume: VolumeNode) -> Volume:
         """The label Volume of the DICOM SEG file ``path`` on ``referenceVolume``'s grid.
 
         A volume loaded by Slicer's DICOM module names its instances (attribute ``DICOM.instanceUIDs``, in slice
@@ -226,7 +251,7 @@ class SegmentLiverLogic:
             grid.metadata["sop_instance_uids"] = instances
         return read_seg_labels(path, grid)
 
-    def loadDicomSegReference(self, path, referenceVolume):
+    def loadDicomSegReference(self, path: str | os.PathLike[str], referenceVolume: VolumeNode) -> SegmentationNode:
         """A segmentation node, added to the scene, of the DICOM SEG file ``path`` read onto ``referenceVolume``
         (see :meth:`dicomSegLabels`): a reference to compare with when Slicer cannot load SEG objects itself."""
         node = labels_to_segmentation(self.dicomSegLabels(path, referenceVolume), closed_surface=False)
@@ -235,7 +260,9 @@ class SegmentLiverLogic:
         node.CreateDefaultDisplayNodes()
         return node
 
-    def compareWithReference(self, segmentationNode, reference, referenceVolume):
+    def compareWithReference(self, segmentationNode: SegmentationNode,
+                             reference: str | os.PathLike[str] | SegmentationNode,
+                             referenceVolume: VolumeNode) -> dict[str, Any]:
         """Scores of a segmentation against a reference, on ``referenceVolume``'s grid.
 
         ``reference`` is a segmentation node or the path of a DICOM SEG file of ``referenceVolume``'s series.
@@ -252,7 +279,8 @@ class SegmentLiverLogic:
             labels = segmentation_to_labels(reference, grid)
         return case_metrics(predicted.array, labels.array, grid.spacing)
 
-    def saveCorrectedCase(self, inputVolume, segmentationNode, datasetFolder, caseId):
+    def saveCorrectedCase(self, inputVolume: VolumeNode, segmentationNode: SegmentationNode, datasetFolder: str | Path,
+                          caseId: str) -> Path:
         """Write the CT and its (corrected) segmentation as case ``caseId`` of the prepared dataset at
         ``datasetFolder`` (created when missing; an older case of that id is replaced), so that the next
         ``train --data datasetFolder`` learns from the correction. Returns the dataset folder."""
@@ -263,7 +291,9 @@ class SegmentLiverLogic:
         labels = segmentation_to_labels(segmentationNode, ct)
         return add_case(datasetFolder, Case(caseId, ct, labels, f"{segmentationNode.GetName()} (Slicer)"))
 
-    def exportToDicomDatabase(self, segmentationNode, inputVolume, database, modelPath, exporterClass=None):
+    def exportToDicomDatabase(self, segmentationNode: SegmentationNode, inputVolume: VolumeNode,
+                              database: DicomDatabase, modelPath: str | Path,
+                              exporterClass: ExporterClass | None = None) -> DicomExport:
         """Store the (possibly corrected) segmentation as a DICOM SEG of ``inputVolume``'s series in Slicer's
         DICOM database (``scene.dicom_export``); returns its ``DicomExport``.
 
@@ -285,27 +315,31 @@ class ResultSteps:
     step touches the scene, and it adds everything or nothing. ``segmentation`` is the result after the last.
     """
 
-    def __init__(self, logic, inputVolume, labels, options, modelPath=None):
+    def __init__(self, logic: SegmentLiverLogic, inputVolume: VolumeNode, labels: Volume, options: SegmentOptions,
+                 modelPath: str | os.PathLike[str] | None = None) -> None:
         self.logic, self.inputVolume, self.labels, self.options = logic, inputVolume, labels, options
         self.modelPath = modelPath
-        self.segmentation = self._new = self._table = None
-        self.steps = [(PREDICTION_END, "building the segments", self._buildSegments)]
+        self.segmentation: SegmentationNode | None = None
+        self._new: SegmentationNode | None = None
+        self._table: TableNode | None = None
+        self.steps: list[tuple[float, str, Callable[[], None]]] = [
+            (PREDICTION_END, "building the segments", self._buildSegments)]
         if options.closedSurface:
             self.steps.append((0.9, "computing the 3D surfaces", self._buildSurfaces))
         self.steps += [(0.95, "measuring", self._measure), (0.98, "adding the results to the scene", self._addToScene)]
 
-    def _buildSegments(self):
+    def _buildSegments(self) -> None:
         self._new = labels_to_segmentation(self.labels, closed_surface=False)
 
-    def _buildSurfaces(self):
+    def _buildSurfaces(self) -> None:
         add_closed_surfaces(self._new)
 
-    def _measure(self):
+    def _measure(self) -> None:
         from LiverResUNetLib.measurements import measure_liver
 
         self._table = results_table(measure_liver(self.labels), f"{self.inputVolume.GetName()} liver results")
 
-    def _addToScene(self):
+    def _addToScene(self) -> None:
         options, logic = self.options, self.logic
         if not logic.scene.IsNodePresent(self.inputVolume):
             raise RuntimeError(f"the input volume {self.inputVolume.GetName()} was removed from the scene")
@@ -333,7 +367,9 @@ class SegmentationRun:
         python, env: the child's Python executable (Slicer: PythonSlicer) and environment.
     """
 
-    def __init__(self, logic, inputVolume, modelPath, device="auto", options=None, python=None, env=None):
+    def __init__(self, logic: SegmentLiverLogic, inputVolume: VolumeNode, modelPath: str | Path, device: str = "auto",
+                 options: SegmentOptions | None = None, python: str | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         from LiverResUNetLib.inference.background import BackgroundPrediction
 
         self.logic, self.inputVolume, self.modelPath = logic, inputVolume, Path(modelPath)
@@ -342,16 +378,16 @@ class SegmentationRun:
             raise input_error(self.modelPath, "model file does not exist")
         self.prediction = BackgroundPrediction(node_to_volume(inputVolume), self.modelPath, device,
                                                self.options.postprocess, self.options.batchSize, python, env)
-        self.result = None
+        self.result: ResultSteps | None = None
         self.done = False
         self.fraction, self.message = 0.0, "starting the prediction"
 
     @property
-    def segmentation(self):
+    def segmentation(self) -> SegmentationNode | None:
         """The segmentation node once :attr:`done`."""
-        return self.result.segmentation if self.done else None
+        return self.result.segmentation if self.done and self.result is not None else None
 
-    def advance(self):
+    def advance(self) -> tuple[float, str]:
         """Do the next bit of work (never long); returns (fraction, message). :attr:`done` says when it is over."""
         try:
             if self.result is None:
@@ -373,7 +409,12 @@ class SegmentationRun:
             raise
         return self.fraction, self.message
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop now: the child process is ended, its files removed, the scene left as it was."""
         if not self.done:
             self.prediction.cancel()
+
+
+def _is_loaded(model: ModelSource) -> TypeIs[LoadedModel]:
+    """Whether ``model`` is a loaded model (it has a network) rather than the path of a model file."""
+    return hasattr(model, "network")

@@ -3,6 +3,10 @@ one per lesion (largest first). Values come from :func:`LiverResUNetLib.measurem
 are shown in RAS, the coordinates Slicer's views and markups use.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import slicer
 import vtk
 
@@ -13,11 +17,11 @@ COLUMNS = ("Structure", "Volume (mL)", "Tumor count", "Tumor burden (% of liver)
            "Centroid R (mm)", "Centroid A (mm)", "Centroid S (mm)")
 
 
-def _number(value, decimals):
+def _number(value: float | None, decimals: int) -> str:
     return "" if value is None else f"{value:.{decimals}f}"
 
 
-def results_rows(measurements):
+def results_rows(measurements: dict[str, Any]) -> list[list[str]]:
     """The table's rows as lists of strings, in COLUMNS order (empty where a measure does not apply)."""
     rows = [[LIVER_ROW, _number(measurements["liver_volume_ml"], 1), "", "", "", "", "", ""],
             [TUMORS_ROW, _number(measurements["tumor_volume_ml"], 2), str(measurements["tumor_count"]),
@@ -29,7 +33,7 @@ def results_rows(measurements):
     return rows
 
 
-def results_table(measurements, name="Liver results"):
+def results_table(measurements: dict[str, Any], name: str = "Liver results") -> slicer.vtkMRMLTableNode:
     """A new table node (outside any scene) showing ``measurements``."""
     table_node = slicer.vtkMRMLTableNode()
     table_node.SetName(name)
@@ -45,7 +49,7 @@ def results_table(measurements, name="Liver results"):
     return table_node
 
 
-def table_rows(table_node):
+def table_rows(table_node: slicer.vtkMRMLTableNode) -> list[list[str]]:
     """Header and rows of a table node as strings, e.g. to write it as CSV exactly as Slicer shows it."""
     table = table_node.GetTable()
     header = [table.GetColumnName(column) for column in range(table.GetNumberOfColumns())]

@@ -6,7 +6,10 @@ grid, plus a closed-surface representation for the 3D view. Everything here work
 in a scene, so a result can be built completely before the scene sees any of it.
 """
 
+from __future__ import annotations
+
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +20,7 @@ from vtk.util import numpy_support
 from LiverResUNetLib.dicomseg.codes import segment_role
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, vtk_matrix
-from LiverResUNetLib.volume import LIVER, TUMOR
+from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 BINARY_LABELMAP = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
 CLOSED_SURFACE = slicer.vtkSegmentationConverter.GetSegmentationClosedSurfaceRepresentationName()
@@ -30,7 +33,7 @@ class SegmentSpec:
     segment_id: str
     name: str
     label: int
-    color: tuple  # RGB 0-255
+    color: tuple[int, int, int]  # RGB 0-255
     terminology: str
 
 
@@ -50,7 +53,7 @@ _SURFACE_RULES = ("vtkBinaryLabelmapToClosedSurfaceConversionRule", "vtkClosedSu
                   "vtkFractionalLabelmapToClosedSurfaceConversionRule")
 
 
-def register_surface_converters():
+def register_surface_converters() -> None:
     """Make closed surfaces computable outside the Slicer application.
 
     Inside Slicer the Segmentations module has registered these rules at start-up, so nothing is added (a
@@ -64,7 +67,7 @@ def register_surface_converters():
             factory.RegisterConverterRule(getattr(slicer, class_name)())
 
 
-def oriented_image(volume, array=None):
+def oriented_image(volume: Volume, array: np.ndarray | None = None) -> slicer.vtkOrientedImageData:
     """A vtkOrientedImageData on ``volume``'s grid holding ``array`` (default: no voxels, geometry only)."""
     image = slicer.vtkOrientedImageData()
     k, j, i = volume.shape
@@ -75,7 +78,7 @@ def oriented_image(volume, array=None):
     return image
 
 
-def labels_to_segmentation(labels, closed_surface=True):
+def labels_to_segmentation(labels: Volume, closed_surface: bool = True) -> slicer.vtkMRMLSegmentationNode:
     """A new segmentation node, outside any scene, holding a label Volume as segments.
 
     "Liver" (label 1) and "Liver tumor" (label 2) are both present, even when empty, so that the radiologist can
@@ -102,29 +105,29 @@ def labels_to_segmentation(labels, closed_surface=True):
     return segmentation_node
 
 
-def add_closed_surfaces(segmentation_node):
+def add_closed_surfaces(segmentation_node: slicer.vtkMRMLSegmentationNode) -> None:
     """Compute the 3D surfaces of a segmentation made by :func:`labels_to_segmentation`."""
     if not segmentation_node.GetSegmentation().CreateRepresentation(CLOSED_SURFACE):
         raise RuntimeError("the closed-surface representation could not be computed")
 
 
-def _terminology_codes(segment):
+def _terminology_codes(segment: slicer.vtkSegment) -> tuple[str, str]:
     """(type code, anatomic region code) of a segment's terminology entry; '' where absent."""
     tag = vtk.reference("")
     fields = tag.get().split("~") if segment.GetTag(segment.GetTerminologyEntryTagName(), tag) else []
 
-    def code(index):
+    def code(index: int) -> str:
         parts = fields[index].split("^") if len(fields) > index else []
         return parts[1] if len(parts) > 2 else ""
 
     return code(2), code(5)
 
 
-def segment_roles(segmentation_node):
+def segment_roles(segmentation_node: slicer.vtkMRMLSegmentationNode) -> tuple[list[str], list[str]]:
     """IDs of the segments that are liver and that are liver tumor (``dicomseg.codes.segment_role`` decides),
     so that segmentations made elsewhere with a generic terminology are understood too."""
     segmentation = segmentation_node.GetSegmentation()
-    roles = {LIVER: [], TUMOR: []}
+    roles: dict[int, list[str]] = {LIVER: [], TUMOR: []}
     for index in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(index)
         role = segment_role(*_terminology_codes(segment), segment.GetName())
@@ -133,7 +136,8 @@ def segment_roles(segmentation_node):
     return roles[LIVER], roles[TUMOR]
 
 
-def _merged_labelmap(segmentation_node, segment_ids, label_values, geometry=None):
+def _merged_labelmap(segmentation_node: slicer.vtkMRMLSegmentationNode, segment_ids: Sequence[str],
+                     label_values: Sequence[int], geometry: slicer.vtkOrientedImageData | None = None) -> np.ndarray:
     """Segments painted in order (later ones win) on ``geometry`` (default: the segmentation's reference
     geometry) as an array ``[k, j, i]``."""
     ids, values = vtk.vtkStringArray(), vtk.vtkIntArray()
@@ -148,7 +152,7 @@ def _merged_labelmap(segmentation_node, segment_ids, label_values, geometry=None
     return numpy_support.vtk_to_numpy(merged.GetPointData().GetScalars()).reshape(k, j, i)
 
 
-def segmentation_to_labels(segmentation_node, reference):
+def segmentation_to_labels(segmentation_node: slicer.vtkMRMLSegmentationNode, reference: Volume) -> Volume:
     """The label Volume (uint8 0/1/2) of a segmentation on ``reference``'s grid: liver segments 1, tumor 2.
 
     Tumor is painted last, so a tumor drawn over the liver stays tumor.
@@ -165,7 +169,7 @@ def segmentation_to_labels(segmentation_node, reference):
     return reference.with_array(array.astype(np.uint8), source=segmentation_node.GetName())
 
 
-def content_fingerprint(segmentation_node):
+def content_fingerprint(segmentation_node: slicer.vtkMRMLSegmentationNode) -> str:
     """A digest of every segment's ID and voxels on the reference grid: it changes with any edit."""
     digest = hashlib.sha256()
     segmentation = segmentation_node.GetSegmentation()

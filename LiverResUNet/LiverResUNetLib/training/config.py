@@ -18,9 +18,7 @@ import yaml
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
-
-if typing.TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+from LiverResUNetLib.records import DataclassInstance
 
 
 @dataclass
@@ -218,7 +216,7 @@ def write_config(config: TrainConfig, path: str | Path) -> None:
         temporary.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-_Section = TypeVar("_Section", bound="DataclassInstance")
+_Section = TypeVar("_Section", bound=DataclassInstance)
 
 
 def _build(cls: type[_Section], values: object, source: str | Path, prefix: str) -> _Section:
