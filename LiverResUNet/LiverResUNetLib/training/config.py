@@ -232,7 +232,7 @@ def _build(cls: type[_Section], values: object, source: str | Path, prefix: str)
     for name, value in values.items():
         hint = hints[name]
         if hint is PreprocessingParams:
-            arguments[name] = _preprocessing(value if value is not None else {}, source, f"{prefix}{name}")
+            arguments[name] = _preprocessing(value, source, f"{prefix}{name}")
         elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
             arguments[name] = _build(hint, value if value is not None else {}, source, f"{prefix}{name}.")
         else:
@@ -244,7 +244,7 @@ def _preprocessing(values: object, source: str | Path, key: str) -> Preprocessin
     """The :class:`PreprocessingParams` of a (partial) mapping, its defaults filling the rest; InputError naming
     ``key`` when it holds an unknown parameter or a bad value."""
     if not isinstance(values, dict):
-        raise input_error(source, f"'{key}' must be a mapping")
+        raise input_error(source, f"{key} must be dict, got {values!r}")
     try:
         return PreprocessingParams.from_dict({**PreprocessingParams().to_dict(), **values})
     except (TypeError, ValueError) as error:
