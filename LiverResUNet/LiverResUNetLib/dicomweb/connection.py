@@ -48,7 +48,7 @@ class DicomwebLocation:
 
     def series(self) -> tuple[str, str]:
         """``(study UID, series UID)`` of the one series this location names; InputError for a whole server."""
-        if not self.study_uid or not self.series_uid:
+        if self.study_uid is None or self.series_uid is None:
             raise input_error(self.url, "names no series: give .../studies/<StudyUID>/series/<SeriesUID>")
         return self.study_uid, self.series_uid
 
