@@ -28,7 +28,6 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LiverResUNetLib.scene.dicom_export import INSTANCE_UIDS_ATTRIBUTE
 from LiverResUNetLib.scene.logic import (
     SegmentationRun,
     SegmentLiverLogic,
@@ -36,6 +35,7 @@ from LiverResUNetLib.scene.logic import (
     describe_comparison,
     describe_model_card,
 )
+from LiverResUNetLib.scene.node_attributes import INSTANCE_UIDS_ATTRIBUTE
 
 DOCUMENTATION_URL = "https://github.com/LiverResUNet/SlicerLiverResUNet#readme"
 REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
