@@ -309,7 +309,7 @@ def test_compare_takes_a_segmentation_or_a_dicom_seg_file_one_at_a_time(segment_
     import numpy as np
     import slicer
 
-    from LiverResUNetLib.datasets.cases import discover_cases
+    from LiverResUNetLib.datasets.discovery import discover_cases
     from LiverResUNetLib.dicomseg.writer import write_seg
     from LiverResUNetLib.io.dicom_series import find_series, read_series_headers
     from LiverResUNetLib.phantom.ircadb_writer import write_cohort

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from LiverResUNetLib.io.image_file import read_image, write_image
+from LiverResUNetLib.progress import read_progress_line
 
 if typing.TYPE_CHECKING:
     from LiverResUNetLib.inference.postprocessing import PostprocessOptions
@@ -28,7 +28,6 @@ if typing.TYPE_CHECKING:
 
 # The folder holding the LiverResUNetLib package: ``python -m LiverResUNetLib`` run there finds it.
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
-PROGRESS_LINE = re.compile(r"^\[\s*(\d+)%\] (.*)$")
 # Lines of the child's output kept for the error message when it fails.
 KEPT_LINES = 20
 
@@ -93,9 +92,9 @@ class BackgroundPrediction:
                 finished = True
                 break
             self._lines = (self._lines + [line])[-KEPT_LINES:]
-            match = PROGRESS_LINE.match(line)
-            if match:
-                self.fraction, self.message = int(match.group(1)) / 100.0, match.group(2)
+            update = read_progress_line(line)
+            if update:
+                self.fraction, self.message = update
         if finished:
             self._queue.put(None)  # a later poll still sees the end
             self.process.wait()

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from LiverResUNetLib.preprocessing.geometry import network_grid, slice_grid, to_network
+from LiverResUNetLib.preprocessing.geometry import network_grid, to_network
 from LiverResUNetLib.records import dataclass_from_dict
 
 if typing.TYPE_CHECKING:
@@ -96,15 +96,6 @@ class PreprocessingParams:
 def window_hu(hu: npt.ArrayLike, window: Sequence[float]) -> np.ndarray:
     """HU clipped to ``window`` and scaled to [0, 1], as a new float32 array (``hu`` is untouched)."""
     return _windowed(hu, window).numpy()
-
-
-def resize_slices(images: npt.ArrayLike, size: int) -> np.ndarray:
-    """``[n, rows, columns]`` float images stretched to ``[n, size, size]`` (bilinear, anti-aliased when shrinking),
-    as models without a pixel size see them; pixel centres stay aligned (``align_corners=False``)."""
-    import torch
-
-    stack = torch.from_numpy(np.array(images, dtype=np.float32))
-    return to_network(stack, slice_grid(stack.shape[1:], None, size, None)).numpy()
 
 
 def _windowed(hu: npt.ArrayLike, window: Sequence[float]) -> torch.Tensor:

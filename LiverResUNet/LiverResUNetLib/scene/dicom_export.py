@@ -21,14 +21,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.scene.node_attributes import INSTANCE_UIDS_ATTRIBUTE, is_unedited_result
 from LiverResUNetLib.scene.segmentation_nodes import segment_roles, segmentation_to_labels
 from LiverResUNetLib.volume import Volume
 
 if typing.TYPE_CHECKING:
     import slicer
 
-# Set by Slicer's DICOMScalarVolumePlugin on every volume node it loads: the series' SOPInstanceUIDs.
-INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
 SEG_FILE_NAME = "LiverResUNet-SEG.dcm"
 ALGORITHM_NAME_TAG, ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmName", "DICOM.SegmentAlgorithmType"
 
@@ -140,11 +139,10 @@ def export_with_quantitative_reporting(exporter_class: ExporterClass,
     module wrote and nobody edited, "SEMIAUTOMATIC" once it was corrected. Empty segments are left out.
     """
     from LiverResUNetLib.dicomseg.writer import ALGORITHM_NAME, seg_series_description
-    from LiverResUNetLib.scene.logic import SegmentLiverLogic
 
     _check_same_space(segmentation_node, volume_node)
     source_files(volume_node, database)
-    algorithm = "AUTOMATIC" if SegmentLiverLogic.isOurUneditedResult(segmentation_node) else "SEMIAUTOMATIC"
+    algorithm = "AUTOMATIC" if is_unedited_result(segmentation_node) else "SEMIAUTOMATIC"
     segmentation = segmentation_node.GetSegmentation()
     for segment_id in [segment_id for role in segment_roles(segmentation_node) for segment_id in role]:
         segment = segmentation.GetSegment(segment_id)

@@ -27,10 +27,11 @@ import torch
 
 from LiverResUNetLib.atomic import atomic_path, remove_partial_files
 from LiverResUNetLib.callbacks import CancelCheck, Progress
-from LiverResUNetLib.datasets.cases import Case, CaseSource, discover_cases
+from LiverResUNetLib.datasets.cases import Case, CaseSource
+from LiverResUNetLib.datasets.discovery import discover_cases
+from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.evaluation.metrics import mean_sd
-from LiverResUNetLib.inference.predictor import pick_device
 from LiverResUNetLib.model.model_file import fitting_network, load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.training import distributed
@@ -142,7 +143,7 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
     if patch is not None and (patch > params.input_size or patch % multiple):
         raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
                                                  f"({params.input_size}) and a multiple of {multiple}")
-    sources = {source.case_id: source for source in discover_cases(config.data)}
+    sources = {source.case_id: source for source in discover_cases(_required(config.data, "data"))}
     folder = _out(config) / STORE_FOLDER
     if context.is_main:
         write_slice_store(list(sources.values()), params, folder, progress)
@@ -414,10 +415,15 @@ def _replace(config: TrainConfig, out: str | None = None, fold: int | None = Non
 
 
 def _out(config: TrainConfig) -> Path:
-    """The run folder ``config.out``, which training cannot do without."""
-    if config.out is None:
-        raise input_error("out", "training needs a run folder to write into")
-    return Path(config.out)
+    """The run folder ``config.out``."""
+    return Path(_required(config.out, "out"))
+
+
+def _required(value: str | None, key: str) -> str:
+    """The value of option ``key`` (``data``, ``out``), which training cannot do without."""
+    if value is None:
+        raise input_error(key, "training needs this option set")
+    return value
 
 
 def _clock() -> float:
