@@ -35,7 +35,7 @@ class CaseSource:
     reader: Callable[[], Case] = field(repr=False, compare=False)
     note: str = ""
 
-    def load(self):
+    def load(self) -> Case:
         return self.reader()
 
 
@@ -57,6 +57,6 @@ def dicom_folder_name(path: Path) -> str:
     return path.name
 
 
-def natural_order(path):
+def natural_order(path: str | Path) -> list[int | str]:
     """Sort key that puts numbered names in number order: 3Dircadb1.2 before 3Dircadb1.10, liver_2 before liver_10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", Path(path).name)]

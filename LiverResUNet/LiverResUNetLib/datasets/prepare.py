@@ -9,8 +9,11 @@ files instead of DICOM zips. Both write atomically: a failure leaves the dataset
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from LiverResUNetLib.atomic import atomic_directory, atomic_path
+from LiverResUNetLib.callbacks import Progress
+from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.datasets.nifti_datasets import DATASET_JSON, read_dataset_json
 from LiverResUNetLib.errors import input_error
@@ -21,7 +24,7 @@ IMAGE_FILE, LABEL_FILE = "image.nii.gz", "label.nii.gz"
 CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _check_output(raw, out):
+def _check_output(raw: Path, out: Path) -> None:
     """Refuse an OUT whose replacement would destroy something that is not a prepared dataset (or RAW itself)."""
     if out.exists() and not out.is_dir():
         raise input_error(out, "exists and is a file; give a folder for the prepared dataset")
@@ -32,7 +35,7 @@ def _check_output(raw, out):
         raise input_error(out, f"holds the raw data {raw}; replacing it would delete that data")
 
 
-def write_case(case, folder, note=""):
+def write_case(case: Case, folder: Path, note: str = "") -> dict[str, Any]:
     """Write one case's image and label under ``folder/<case id>``; returns its dataset.json entry."""
     if not CASE_ID.fullmatch(case.case_id):
         raise input_error(case.source, f"case id '{case.case_id}' cannot name a folder")
@@ -46,7 +49,7 @@ def write_case(case, folder, note=""):
     return entry
 
 
-def prepare_dataset(raw, out, progress=None):
+def prepare_dataset(raw: str | Path, out: str | Path, progress: Progress | None = None) -> Path:
     """Write the prepared dataset of ``raw`` to ``out``, replacing an older prepared dataset there.
 
     Args:
@@ -81,13 +84,13 @@ def prepare_dataset(raw, out, progress=None):
     return out
 
 
-def new_description(name, source):
+def new_description(name: str, source: str) -> dict[str, Any]:
     """The head of a dataset.json, with no cases yet."""
     return {"name": name, "source": source, "labels": {str(value): label for value, label in enumerate(LABEL_NAMES)},
             "cases": []}
 
 
-def add_case(folder, case, source="corrected in Slicer"):
+def add_case(folder: str | Path, case: Case, source: str = "corrected in Slicer") -> Path:
     """Add ``case`` to the prepared dataset at ``folder`` (replacing a case of the same id), or start one there.
 
     The case's files are written first, ``dataset.json`` last (each atomically): an interrupted save leaves
