@@ -23,6 +23,12 @@ def voxel_volume_mm3(spacing: Sequence[float]) -> float:
     return float(np.prod(spacing))
 
 
+def row_column_spacing(spacing: Sequence[float]) -> tuple[float, float]:
+    """``(row mm, column mm)`` of the slices ``array[k]`` of a grid of ``spacing`` ``(di, dj, dk)``: the order
+    of DICOM's PixelSpacing, and what the network's physical scale is computed from."""
+    return float(spacing[1]), float(spacing[0])
+
+
 def voxel_volume_ml(spacing: Sequence[float]) -> float:
     """The volume of one voxel of ``spacing`` ``(di, dj, dk)`` mm, in mL (1 mL = 1000 mm³)."""
     return voxel_volume_mm3(spacing) / 1000.0
@@ -66,6 +72,11 @@ class Volume:
         """True when ``other`` has the same shape and voxel-to-patient mapping."""
         return self.array.shape == other.array.shape and np.allclose(
             self.ijk_to_lps(), other.ijk_to_lps(), atol=tolerance)
+
+    @property
+    def pixel_spacing(self) -> tuple[float, float]:
+        """``(row mm, column mm)`` of the slices ``array[k]`` (see :func:`row_column_spacing`)."""
+        return row_column_spacing(self.spacing)
 
     def voxel_volume_ml(self) -> float:
         """Volume of one voxel in millilitres (cm^3)."""

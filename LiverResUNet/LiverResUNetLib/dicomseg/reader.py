@@ -101,9 +101,9 @@ def _check_plane(seg: Dataset, frame_group: Dataset, ct: Volume, where: Path, nu
         raise input_error(where, f"frame {number} is oriented {list(map(float, orientation))}, the CT "
                                  f"{np.round(expected_orientation, 6).tolist()}: another geometry")
     # PixelSpacing is (between rows, between columns) = (dj, di).
-    if not np.allclose(np.asarray(spacing, dtype=float), (ct.spacing[1], ct.spacing[0]), atol=SPACING_TOLERANCE):
+    if not np.allclose(np.asarray(spacing, dtype=float), ct.pixel_spacing, atol=SPACING_TOLERANCE):
         raise input_error(where, f"frame {number} has pixels of {list(map(float, spacing))} mm, the CT "
-                                 f"{[ct.spacing[1], ct.spacing[0]]} mm: another geometry")
+                                 f"{list(ct.pixel_spacing)} mm: another geometry")
 
 
 def _slice_index(seg: Dataset, frame_group: Dataset, ct: Volume, where: Path, number: int) -> int:

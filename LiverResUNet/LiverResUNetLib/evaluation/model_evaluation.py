@@ -56,8 +56,7 @@ def _display_arrays(image: Volume, reference: np.ndarray, prediction: np.ndarray
     canonical_image = to_canonical(image)
     arrays = (canonical_image.array, to_canonical(image.with_array(reference)).array,
               to_canonical(image.with_array(prediction)).array)
-    row_mm, column_mm = canonical_image.spacing[1], canonical_image.spacing[0]
-    return arrays, (row_mm, column_mm)
+    return arrays, canonical_image.pixel_spacing
 
 
 def _case_progress(progress: Progress | None, index: int, total: int, case_id: str) -> Progress:

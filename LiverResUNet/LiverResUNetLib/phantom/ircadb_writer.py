@@ -114,7 +114,7 @@ def write_patient_dicom_series(volume: Volume, folder: str | Path, *, descriptio
     header.BodyPartExamined = "ABDOMEN"
     direction = np.asarray(volume.direction, dtype=float)
     header.ImageOrientationPatient = [_decimal(v) for v in (*direction[:, 0], *direction[:, 1])]
-    header.PixelSpacing = [_decimal(volume.spacing[1]), _decimal(volume.spacing[0])]
+    header.PixelSpacing = [_decimal(mm) for mm in volume.pixel_spacing]
     header.SliceThickness = _decimal(volume.spacing[2])
     header.Rows, header.Columns = stored.shape[1], stored.shape[2]
     header.SamplesPerPixel, header.PhotometricInterpretation = 1, "MONOCHROME2"

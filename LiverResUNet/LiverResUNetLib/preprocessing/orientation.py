@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from LiverResUNetLib.volume import Volume
+from LiverResUNetLib.volume import Volume, row_column_spacing
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CanonicalVolume:
     @property
     def pixel_spacing(self) -> tuple[float, float]:
         """``(row mm, column mm)`` of the canonical axial slices ``array[k]``."""
-        return self.spacing[1], self.spacing[0]
+        return row_column_spacing(self.spacing)
 
     def volume(self) -> Volume:
         """The canonical view as a :class:`Volume` on its own (exact) grid."""
