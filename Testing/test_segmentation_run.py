@@ -17,6 +17,7 @@ from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 from LiverResUNetLib.io.dicom_series import find_series
 from LiverResUNetLib.scene.files import read_dicom_series_node
 from LiverResUNetLib.scene.logic import SegmentationRun, SegmentLiverLogic, SegmentOptions
+from python_launcher import process_is_running, write_launcher
 
 OPTIONS = SegmentOptions(postprocess=PostprocessOptions(min_tumor_mm3=0.0))
 
@@ -98,3 +99,41 @@ def test_an_input_removed_during_the_run_adds_nothing(scene_with_ct, tiny_model_
     with pytest.raises(RuntimeError, match="removed from the scene"):
         run_to_end(run)
     assert node_ids(scene) == before
+
+
+def test_cancel_ends_the_interpreter_that_a_launcher_started(scene_with_ct, tiny_model_path, tmp_path):
+    """Inside Slicer the child is PythonSlicer, which runs the network in its own child, python-real: Cancel must
+    end both (checked by process id), not leave the interpreter running on the CPU or the GPU."""
+    import psutil
+
+    scene, volume = scene_with_ct
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, tiny_model_path, "cpu", OPTIONS,
+                          python=str(write_launcher(tmp_path / "bin")))
+    launcher = psutil.Process(run.prediction.process.pid)
+    for _ in range(500):
+        interpreters = launcher.children(recursive=True)
+        if interpreters:
+            break
+        time.sleep(0.01)
+    assert interpreters, "the launcher started the interpreter"
+    run.cancel()
+    pids = [launcher.pid, *(process.pid for process in interpreters)]
+    assert [pid for pid in pids if process_is_running(pid)] == []
+
+
+def test_the_child_opens_no_console_window_on_windows(monkeypatch):
+    """What is built for os.name == "nt" (Slicer's launchConsoleProcess idiom); subprocess lacks these on Linux."""
+    import subprocess
+
+    from LiverResUNetLib.inference.child_process import hidden_console_options
+
+    class STARTUPINFO:  # subprocess.STARTUPINFO on Windows: the window shows unless told otherwise
+        dwFlags, wShowWindow = 0, 1
+
+    for name, value in (("STARTUPINFO", STARTUPINFO), ("STARTF_USESHOWWINDOW", 1), ("SW_HIDE", 0),
+                        ("CREATE_NO_WINDOW", 0x08000000)):
+        monkeypatch.setattr(subprocess, name, value, raising=False)
+    options = hidden_console_options("nt")
+    assert options["startupinfo"].dwFlags & 1 and options["startupinfo"].wShowWindow == 0
+    assert options["creationflags"] == 0x08000000
+    assert hidden_console_options("posix") == {}

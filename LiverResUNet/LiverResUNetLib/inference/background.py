@@ -16,6 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from LiverResUNetLib.inference.child_process import hidden_console_options, kill_process_tree
 from LiverResUNetLib.io.image_file import read_image, write_image
 
 # The folder holding the LiverResUNetLib package: ``python -m LiverResUNetLib`` run there finds it.
@@ -60,7 +61,7 @@ class BackgroundPrediction:
                 command += ["--batch-size", str(batch_size)]
             self.process = subprocess.Popen(command, cwd=PACKAGE_PARENT, env=env, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                                            errors="replace")
+                                            errors="replace", **hidden_console_options())
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
@@ -100,10 +101,10 @@ class BackgroundPrediction:
         return read_image(self.output)
 
     def cancel(self):
-        """End the child now (if still running) and remove the temporary folder."""
+        """End the child and every process it started (PythonSlicer's real interpreter) now, if still running,
+        and remove the temporary folder."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            kill_process_tree(self.process)
         self.close()
 
     def close(self):
