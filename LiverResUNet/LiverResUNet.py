@@ -242,7 +242,9 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def exit(self):
-        self.setParameterNode(None)
+        """Stop showing the parameter node but keep it, as Slicer's module template does: a run that goes on after
+        the user left the module still ends by selecting its result in it."""
+        self.disconnectParameterNode()
 
     def onSceneStartClose(self, caller, event):
         self.stopRun()
@@ -259,10 +261,15 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if firstVolumeNode:
                 self._parameterNode.inputVolume = firstVolumeNode
 
-    def setParameterNode(self, inputParameterNode: Optional[LiverResUNetParameterNode]):
-        if self._parameterNode:
+    def disconnectParameterNode(self):
+        """The GUI no longer shows nor edits the parameter node (which stays set)."""
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def setParameterNode(self, inputParameterNode: Optional[LiverResUNetParameterNode]):
+        self.disconnectParameterNode()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)

@@ -160,10 +160,15 @@ class WidgetStandIn:
 
     def __init__(self):
         self.enabled, self.text, self.value, self.toolTip, self.currentData = True, "", 0, "", "cpu"
+        self.currentPath = ""
         self.tableNode = None
 
     def setMRMLTableNode(self, node):
         self.tableNode = node
+
+    def property(self, name):
+        """No dynamic property (SlicerParameterName): parameterNodeWrapper's connectGui binds nothing to it."""
+        return None
 
 
 @pytest.fixture
@@ -184,6 +189,7 @@ def segment_widget(slicer_application, monkeypatch, tiny_model_path, tmp_path):
     widget.ui = types.SimpleNamespace(**{element.get("name"): WidgetStandIn()
                                          for element in ElementTree.parse(ui_file).getroot().iter("widget")})
     widget.logic, widget._run, widget._runTimer = module.LiverResUNetLogic(), None, sys.modules["qt"].QTimer()
+    widget._parameterNodeGuiTag = None
     widget._parameterNode = widget.logic.getParameterNode()
     volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     hu = np.full((6, 24, 28), -100, dtype=np.int16)
@@ -238,6 +244,22 @@ def test_apply_disables_the_panels_and_cancel_restores_everything(segment_widget
     assert widget.ui.resultsTableView.tableNode is widget.logic.resultsTable(result) is not None
     assert widget.ui.progressBar.value == 0 and all(getattr(widget.ui, name).enabled for name in PANELS)
     assert not widget.errors
+
+
+def test_leaving_and_reentering_the_module_during_a_run_still_selects_the_result(segment_widget):
+    """Slicer calls exit() when the user opens another module and enter() on return; a run goes on meanwhile."""
+    widget = segment_widget
+    widget.enter()
+    widget.onApplyButton()
+    widget.advanceRun()
+    widget.exit()
+    run_widget_to_end(widget)
+    assert not widget.errors and widget.ui.statusLabel.text.startswith("Done")
+    result = widget._parameterNode.outputSegmentation
+    assert result is not None and widget.logic.resultsTable(result) is not None
+    widget.enter()
+    assert widget._parameterNode.outputSegmentation is result
+    assert widget.ui.resultsTableView.tableNode is widget.logic.resultsTable(result)
 
 
 def test_the_model_card_shows_before_pytorch_is_installed(segment_widget, tiny_model_path, tmp_path, monkeypatch):
