@@ -1,4 +1,4 @@
-"""Slicer module "Segment liver & tumor": a CT in, liver and liver-tumor segments out, ready to review.
+"""Slicer module "Segment liver and tumor": a CT in, liver and liver-tumor segments out, ready to review.
 
 The GUI is thin: every computation is in ``LiverResUNetLib.scene.logic``, which the headless ``segment``
 command and the tests run outside the application. Apply runs the network in a child process (PythonSlicer)
@@ -49,7 +49,7 @@ RUN_TIMER_INTERVAL_MS = 100
 class LiverResUNet(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("Segment liver & tumor")
+        self.parent.title = _("Segment liver and tumor")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = ["DICOM", "Segmentations"]
         self.parent.contributors = ["LiverResUNet developers"]
@@ -115,7 +115,7 @@ def installPythonRequirements():
             slicer.util.pip_install(missing)
         else:
             packaging.pip_ensure(packaging.load_requirements(REQUIREMENTS_FILE), prompt_install=False,
-                                 requester=_("Segment liver & tumor"))
+                                 requester=_("Segment liver and tumor"))
     return True
 
 
@@ -128,7 +128,7 @@ def selfTestCanRun(test):
     missing = missingPythonRequirements()
     if missing:
         logging.warning(f"{type(test).__name__} not run: missing Python packages {missing}; press Apply once in "
-                        "'Segment liver & tumor' to install them")
+                        "'Segment liver and tumor' to install them")
         test.delayDisplay(f"Test not run: press Apply once to install {', '.join(missing)}")
     return not missing
 

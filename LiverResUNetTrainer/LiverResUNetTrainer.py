@@ -29,7 +29,7 @@ def main(argv):
     except ModuleNotFoundError as error:
         print(f"error: the Python package '{error.name}' is missing; in Slicer install PyTorch with the PyTorch "
               "extension and the other packages of LiverResUNet/Resources/requirements.txt (pressing Apply in "
-              "'Segment liver & tumor' does both)", file=sys.stderr)
+              "'Segment liver and tumor' does both)", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()

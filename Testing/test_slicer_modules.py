@@ -40,6 +40,10 @@ def test_module_loads_and_constructs_as_in_slicer(slicer_application, name):
     parent = ModuleParent(REPO / name / f"{name}.py")
     instance = getattr(module, name)(parent)
     assert parent.title and parent.categories == ["Segmentation"]
+    # Slicer shows the title as a QAction's text in the Modules menu (qSlicerAbstractModule::action), where "&"
+    # marks a keyboard mnemonic and is not shown, and as the module selector's QComboBox item (ctkMenuComboBox
+    # copies the action's text), where "&&" would show as typed: no escape reads right in both.
+    assert "&" not in parent.title
     assert "href=" in parent.helpText, "the help links to the documentation"
     assert parent.icon is not None, "Resources/Icons/<Module>.png is found"
     assert slicer.selfTests[name] == instance.runTest
