@@ -44,6 +44,8 @@ DEVICES = (("auto", "Automatic (GPU when there is one)"), ("cuda", "GPU (CUDA)")
            ("cpu", "CPU"))
 # How often the GUI advances a running segmentation (milliseconds).
 RUN_TIMER_INTERVAL_MS = 100
+# The self-test's tiny phantom segments in seconds; a run still going after this has hung.
+SELF_TEST_RUN_TIMEOUT_S = 300
 
 
 class LiverResUNet(ScriptedLoadableModule):
@@ -503,8 +505,6 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def _segmentPhantom(self, work):
-        import time
-
         import numpy as np
         import pydicom
         from DICOMLib import DICOMUtils
@@ -529,20 +529,16 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.assertEqual(slicer.util.arrayFromVolume(volumeNode).shape, patient.ct.shape)
 
         logic = LiverResUNetLogic()
-        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        nodesBefore = sceneNodeIds(slicer.mrmlScene)
         self.delayDisplay("Cancelling a run in the background: the scene is unchanged")
         run = SegmentationRun(logic, volumeNode, modelPath, "cpu", python=pythonSlicerExecutable())
         run.advance()
         run.cancel()
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+        self.assertEqual(traceOfCancelledRun(run, slicer.mrmlScene, nodesBefore), [])
 
         self.delayDisplay("Segmenting in the background, as Apply does")
         run = SegmentationRun(logic, volumeNode, modelPath, "cpu", python=pythonSlicerExecutable())
-        while not run.done:
-            run.advance()
-            slicer.app.processEvents()
-            time.sleep(0.05)
-        segmentation = run.segmentation
+        segmentation = runToEnd(run, SELF_TEST_RUN_TIMEOUT_S)
         names = [segmentation.GetSegmentation().GetNthSegment(i).GetName() for i in range(2)]
         self.assertEqual(names, ["Liver", "Liver tumor"])
         labels = logic.labelVolume(segmentation, volumeNode)
@@ -576,6 +572,41 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
             study = database.studyForSeries(series[0]["uid"])
             self.assertIn(exported.series_uid, database.seriesForStudy(study))
             self.assertEqual(database.fieldForSeries("Modality", exported.series_uid), "SEG")
+
+
+def sceneNodeIds(scene):
+    return [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
+
+
+def traceOfCancelledRun(run, scene, nodeIdsBefore):
+    """What a cancelled ``SegmentationRun`` left behind: nothing (an empty list) when Cancel worked."""
+    left = []
+    if sceneNodeIds(scene) != nodeIdsBefore:
+        left.append("nodes added to or removed from the scene")
+    if run.prediction.process.poll() is None:
+        left.append("a running child process")
+    if run.prediction.folder.exists():
+        left.append(f"the temporary folder {run.prediction.folder}")
+    return left
+
+
+def runToEnd(run, timeoutSeconds):
+    """Advance a ``SegmentationRun`` as Apply's timer does until it is done; returns its segmentation.
+
+    A run still going after ``timeoutSeconds`` is cancelled and TimeoutError raised: a hung child must fail the
+    self-test, not hang Slicer.
+    """
+    import time
+
+    deadline = time.monotonic() + timeoutSeconds
+    while not run.done:
+        if time.monotonic() > deadline:
+            run.cancel()
+            raise TimeoutError(f"the segmentation did not end within {timeoutSeconds} s")
+        run.advance()
+        slicer.app.processEvents()
+        time.sleep(RUN_TIMER_INTERVAL_MS / 1000)
+    return run.segmentation
 
 
 def saveTinyModel(path):

@@ -266,6 +266,30 @@ def test_leaving_and_reentering_the_module_during_a_run_still_selects_the_result
     assert widget.ui.resultsTableView.tableNode is widget.logic.resultsTable(result)
 
 
+def test_the_self_tests_wait_for_a_run_times_out_and_cancel_leaves_no_trace(segment_widget, tmp_path):
+    """The self-test's loop over a run whose child hangs ends after its timeout; what a cancelled run left behind
+    is looked for in the scene's node ids, the child process and the temporary folder."""
+    import slicer
+
+    from LiverResUNetLib.scene.logic import SegmentationRun
+
+    module, parameters = sys.modules["LiverResUNet"], segment_widget._parameterNode
+    hung = tmp_path / "hung-python"
+    hung.write_text("#!/bin/sh\nsleep 600\n")
+    hung.chmod(0o755)
+    before = module.sceneNodeIds(slicer.mrmlScene)
+    run = SegmentationRun(segment_widget.logic, parameters.inputVolume, parameters.modelPath, "cpu", python=str(hung))
+    assert module.traceOfCancelledRun(run, slicer.mrmlScene, before) == [
+        "a running child process", f"the temporary folder {run.prediction.folder}"]
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not end within 1 s"):
+        module.runToEnd(run, timeoutSeconds=1)
+    assert time.monotonic() - started < 30
+    assert module.traceOfCancelledRun(run, slicer.mrmlScene, before) == []
+    slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    assert module.traceOfCancelledRun(run, slicer.mrmlScene, before) == ["nodes added to or removed from the scene"]
+
+
 def test_the_model_card_shows_before_pytorch_is_installed(segment_widget, tiny_model_path, tmp_path, monkeypatch):
     import torch
 
