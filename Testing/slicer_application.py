@@ -11,6 +11,7 @@ code Slicer runs. Only what needs a display is stood in for, with what Slicer's 
 - the module's ``parent`` (``qSlicerScriptedLoadableModule``): the properties ``ScriptedLoadableModule`` sets.
 """
 
+import contextlib
 import sys
 import types
 from pathlib import Path
@@ -127,6 +128,13 @@ def slicer_application(monkeypatch):
     A fresh real MRML scene is ``slicer.mrmlScene``; the fixture gives the ``slicer.app`` stand-in. Slicer's
     scripts and the module files are imported afresh against these stand-ins, and forgotten afterwards.
     """
+    with slicer_world(monkeypatch) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def slicer_world(monkeypatch):
+    """What :func:`slicer_application` sets up, for any ``pytest.MonkeyPatch`` (e.g. in a fresh interpreter)."""
     import slicer
     import slicer.util
 
