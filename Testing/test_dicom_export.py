@@ -87,6 +87,7 @@ def test_export_stores_a_seg_of_the_loaded_series_that_reads_back_identical(load
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct.metadata["series_uid"]
     assert seg.SeriesDescription == seg_series_description(read_card(tiny_model_path))
     np.testing.assert_array_equal(read_seg_labels(database.stored[0], ct).array, labels)
+    assert segment_algorithms(database.stored[0]) == [("AUTOMATIC", "LiverResUNet")] * 2
     assert leftovers(tmp_path) == [], "the temporary SEG file is removed once the database holds its copy"
 
 
@@ -99,6 +100,17 @@ def test_a_corrected_segmentation_is_exported_with_the_corrections(loaded_ct, ti
         labels_to_segmentation(ct_grid.with_array(corrected), False).GetSegmentation())
     logic.exportToDicomDatabase(segmentation, volume, database, tiny_model_path)
     np.testing.assert_array_equal(read_seg_labels(database.stored[0], read_series(series.files)).array, corrected)
+    assert segment_algorithms(database.stored[0]) == [("SEMIAUTOMATIC", "LiverResUNet")] * 2, \
+        "corrected by a reader: no longer the algorithm's alone, though still made with it"
+
+
+def segment_algorithms(path):
+    """(SegmentAlgorithmType, SegmentAlgorithmName) of each segment of a SEG file, read back with highdicom."""
+    import highdicom
+
+    seg = highdicom.seg.segread(path)
+    return [(description.SegmentAlgorithmType, description.SegmentAlgorithmName)
+            for description in seg.SegmentSequence]
 
 
 def segment_tag(segment, name):

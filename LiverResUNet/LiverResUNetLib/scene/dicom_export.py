@@ -62,6 +62,14 @@ def _check_same_space(segmentation_node, volume_node):
                                                        "harden or remove the transforms before exporting")
 
 
+def was_edited(segmentation_node):
+    """Whether the segmentation is no longer exactly what the network wrote (a reader corrected it, or another
+    tool made it): its SEG segments are then SEMIAUTOMATIC, not AUTOMATIC."""
+    from LiverResUNetLib.scene.logic import SegmentLiverLogic
+
+    return not SegmentLiverLogic.isOurUneditedResult(segmentation_node)
+
+
 def _stored_series_uid(database, path):
     """Store a copy of ``path`` in ``database``; the SEG's SeriesInstanceUID."""
     import pydicom
@@ -78,6 +86,7 @@ def export_with_highdicom(segmentation_node, volume_node, card, database) -> Dic
         segmentation_node: holds the segments "Liver" and "Liver tumor" (or segments of that terminology).
         volume_node: the CT as Slicer's DICOM module loaded it.
         card: the model card (the SEG's algorithm identification and series description).
+            The segments are SEMIAUTOMATIC once the result was edited (:func:`was_edited`).
         database: Slicer's ``ctkDICOMDatabase`` (``slicer.dicomDatabase``).
     """
     from LiverResUNetLib.dicomseg.writer import write_seg
@@ -90,7 +99,7 @@ def export_with_highdicom(segmentation_node, volume_node, card, database) -> Dic
     labels = segmentation_to_labels(segmentation_node, grid)
     with tempfile.TemporaryDirectory(prefix="LiverResUNet-SEG-") as folder:
         path = Path(folder) / SEG_FILE_NAME
-        notes = write_seg(labels, stack, series_uid, card, path)
+        notes = write_seg(labels, stack, series_uid, card, path, edited=was_edited(segmentation_node))
         return DicomExport(_stored_series_uid(database, path), "highdicom", notes)
 
 
@@ -103,11 +112,10 @@ def export_with_quantitative_reporting(exporter_class, segmentation_node, volume
     module wrote and nobody edited, "SEMIAUTOMATIC" once it was corrected. Empty segments are left out.
     """
     from LiverResUNetLib.dicomseg.writer import ALGORITHM_NAME, seg_series_description
-    from LiverResUNetLib.scene.logic import SegmentLiverLogic
 
     _check_same_space(segmentation_node, volume_node)
     source_files(volume_node, database)
-    algorithm = "AUTOMATIC" if SegmentLiverLogic.isOurUneditedResult(segmentation_node) else "SEMIAUTOMATIC"
+    algorithm = "SEMIAUTOMATIC" if was_edited(segmentation_node) else "AUTOMATIC"
     segmentation = segmentation_node.GetSegmentation()
     for segment_id in [segment_id for role in segment_roles(segmentation_node) for segment_id in role]:
         segment = segmentation.GetSegment(segment_id)
