@@ -87,8 +87,9 @@ def _isInstalled(requirement):
         return False
 
 
-def installPythonRequirements():
-    """Install what is missing, after asking. Returns False when the user declined.
+def installPythonRequirements(askConfirmation=True):
+    """Install what is missing, after asking (unless ``askConfirmation`` is False: the trainer's ``install``
+    command, which the user typed). Returns False when the user declined.
 
     torch comes through the PyTorch extension (PyTorchUtils picks the build matching the GPU driver); the rest
     with Slicer 5.12's ``slicer.packaging.pip_ensure``, or ``slicer.util.pip_install`` on Slicer 5.10.
@@ -96,7 +97,7 @@ def installPythonRequirements():
     missing = missingPythonRequirements()
     if not missing:
         return True
-    if not slicer.util.confirmOkCancelDisplay(
+    if askConfirmation and not slicer.util.confirmOkCancelDisplay(
             _("This module needs these Python packages: {packages}. Install them now? "
               "This downloads several hundred MB and may take a few minutes.").format(packages=", ".join(missing)),
             _("Install Python packages")):

@@ -184,6 +184,35 @@ def test_first_apply_installs_through_slicers_pip_ensure(slicer_application, mon
     assert "no-such-package-for-liverresunet" in asked[0]
 
 
+def test_install_command_installs_into_slicer_without_asking(slicer_application, monkeypatch, capsys, tmp_path):
+    """``Slicer --python-script LiverResUNetTrainer.py --ignore-rest install``: the module's own installation."""
+    import slicer
+    import slicer.packaging
+
+    module = importlib.import_module("LiverResUNet")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("no-such-package-for-liverresunet>=1.0\n")
+    monkeypatch.setattr(module, "REQUIREMENTS_FILE", requirements)
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *args, **kwargs: pytest.fail("asked"))
+    installed = []
+    monkeypatch.setattr(slicer.packaging, "pip_install", lambda requirements, **kwargs: installed.append(requirements))
+    slicer_application.testing = False  # pip_ensure installs nothing in testing mode
+    error = run_trainer_in_slicer(monkeypatch, capsys, ["install"])
+    assert installed == [["no-such-package-for-liverresunet>=1.0"]]
+    assert slicer_application.exitCodes == [1], "the stand-in pip installed nothing: the package is still missing"
+    assert "still missing after the installation: no-such-package-for-liverresunet>=1.0" in error
+    slicer_application.exitCodes.clear()
+    monkeypatch.setattr(module, "missingPythonRequirements", lambda: [])
+    run_trainer_in_slicer(monkeypatch, capsys, ["install"])
+    assert slicer_application.exitCodes == [0]
+
+
+def test_install_command_in_plain_python_says_where_it_runs():
+    script = REPO / "LiverResUNetTrainer" / "LiverResUNetTrainer.py"
+    finished = subprocess.run([sys.executable, str(script), "install"], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 2 and "--ignore-rest install" in finished.stderr
+
+
 class WidgetStandIn:
     """A Qt widget of the .ui as the module's widget code uses it: enabled, text, value, toolTip, currentData."""
 
