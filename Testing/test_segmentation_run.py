@@ -137,3 +137,43 @@ def test_the_child_opens_no_console_window_on_windows(monkeypatch):
     assert options["startupinfo"].dwFlags & 1 and options["startupinfo"].wShowWindow == 0
     assert options["creationflags"] == 0x08000000
     assert hidden_console_options("posix") == {}
+
+
+def test_the_ct_goes_to_the_child_uncompressed(scene_with_ct, tiny_model_path):
+    """Writing it runs on Slicer's GUI thread: compressing a whole CT froze the window for seconds."""
+    scene, volume = scene_with_ct
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, tiny_model_path, "cpu", OPTIONS)
+    try:
+        header = (run.prediction.folder / "input.nrrd").read_bytes()[:2000].split(b"\n\n")[0]
+    finally:
+        run.cancel()
+    assert b"encoding: raw" in header
+
+
+def test_the_3d_surfaces_are_built_one_segment_per_step_and_cancel_acts_between(scene_with_ct, tiny_model_path):
+    """The closed-surface conversion holds Python's lock (VTK), so it is split by segment: Cancel can act
+    between the liver's and the tumors'; the surfaces are those of the whole-segmentation conversion."""
+    from LiverResUNetLib.scene.segmentation_nodes import CLOSED_SURFACE, add_closed_surfaces, labels_to_segmentation
+
+    scene, volume = scene_with_ct
+    before = node_ids(scene)
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, tiny_model_path, "cpu", OPTIONS)
+    run_to_end(run, until=lambda run: run.result is not None)
+    surface_steps = [message for _, message, _ in run.result.steps if message == "computing the 3D surfaces"]
+    assert len(surface_steps) == 2
+    run_to_end(run, until=lambda run: run.result.steps[0][1] == "computing the 3D surfaces")
+    run.advance()
+    assert run.result.steps[0][1] == "computing the 3D surfaces", "one segment's surface done, the other's next"
+    run.cancel()
+    assert node_ids(scene) == before
+
+    run = SegmentationRun(SegmentLiverLogic(scene), volume, tiny_model_path, "cpu", OPTIONS)
+    run_to_end(run)
+    whole = labels_to_segmentation(run.result.labels, closed_surface=False)
+    add_closed_surfaces(whole)
+    result = run.segmentation.GetSegmentation()
+    assert result.ContainsRepresentation(CLOSED_SURFACE)
+    for segment_id in ("Liver", "LiverTumor"):
+        ours = result.GetSegment(segment_id).GetRepresentation(CLOSED_SURFACE)
+        theirs = whole.GetSegmentation().GetSegment(segment_id).GetRepresentation(CLOSED_SURFACE)
+        assert ours.GetNumberOfPoints() == theirs.GetNumberOfPoints() and ours.GetBounds() == theirs.GetBounds()

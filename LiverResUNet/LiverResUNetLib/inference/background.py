@@ -51,7 +51,8 @@ class BackgroundPrediction:
         self._lines = []
         self._queue = queue.Queue()
         try:
-            write_image(volume, self.folder / "input.nrrd")
+            # Raw, not compressed: this runs on Slicer's GUI thread, and the child reads the file at once.
+            write_image(volume, self.folder / "input.nrrd", compress=False)
             command = [python or sys.executable, "-m", "LiverResUNetLib", "predict", "--model", str(model_path),
                        "--input", str(self.folder / "input.nrrd"), "--output", str(self.output),
                        "--device", device]

@@ -7,6 +7,7 @@ scene exactly as it was. A segmentation it wrote carries a fingerprint of its co
 edits it, the fingerprint no longer matches and a new run writes to a new node instead.
 """
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.scene.results_table import results_table
 from LiverResUNetLib.scene.segmentation_nodes import (
-    add_closed_surfaces,
+    SEGMENTS,
+    add_closed_surface,
     content_fingerprint,
     labels_to_segmentation,
     segmentation_to_labels,
@@ -290,15 +292,16 @@ class ResultSteps:
         self.modelPath = modelPath
         self.segmentation = self._new = self._table = None
         self.steps = [(PREDICTION_END, "building the segments", self._buildSegments)]
-        if options.closedSurface:
-            self.steps.append((0.9, "computing the 3D surfaces", self._buildSurfaces))
+        if options.closedSurface:  # one step per segment: Cancel can act between them
+            self.steps += [(PREDICTION_END + 0.05 * (index + 1) / len(SEGMENTS), "computing the 3D surfaces",
+                            functools.partial(self._buildSurface, spec)) for index, spec in enumerate(SEGMENTS)]
         self.steps += [(0.95, "measuring", self._measure), (0.98, "adding the results to the scene", self._addToScene)]
 
     def _buildSegments(self):
         self._new = labels_to_segmentation(self.labels, closed_surface=False)
 
-    def _buildSurfaces(self):
-        add_closed_surfaces(self._new)
+    def _buildSurface(self, spec):
+        add_closed_surface(self._new, spec.segment_id)
 
     def _measure(self):
         from LiverResUNetLib.measurements import measure_liver

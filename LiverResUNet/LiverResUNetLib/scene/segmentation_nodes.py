@@ -108,6 +108,24 @@ def add_closed_surfaces(segmentation_node):
         raise RuntimeError("the closed-surface representation could not be computed")
 
 
+def add_closed_surface(segmentation_node, segment_id):
+    """Compute the 3D surface of one segment, the same one :func:`add_closed_surfaces` gives it.
+
+    So that a caller that must stay responsive (the module's Apply) can stop between segments: VTK keeps Python's
+    lock while it converts, so the conversion cannot move to a thread. The segment is converted on a copy in a
+    segmentation of its own (with the same conversion parameters) and the surface added to the original.
+    """
+    segmentation = segmentation_node.GetSegmentation()
+    single = slicer.vtkSegmentation()
+    single.SetSourceRepresentationName(segmentation.GetSourceRepresentationName())
+    single.CopyConversionParameters(segmentation)
+    single.CopySegmentFromSegmentation(segmentation, segment_id)
+    if not single.CreateRepresentation(CLOSED_SURFACE):
+        raise RuntimeError(f"the closed-surface representation of {segment_id} could not be computed")
+    surface = single.GetSegment(segment_id).GetRepresentation(CLOSED_SURFACE)
+    segmentation.GetSegment(segment_id).AddRepresentation(CLOSED_SURFACE, surface)
+
+
 def _terminology_codes(segment):
     """(type code, anatomic region code) of a segment's terminology entry; '' where absent."""
     tag = vtk.reference("")
