@@ -71,7 +71,11 @@ def oriented_image(volume, array=None):
     image.SetExtent(0, i - 1, 0, j - 1, 0, k - 1)
     image.SetImageToWorldMatrix(vtk_matrix(ijk_to_ras(volume)))
     if array is not None:
-        image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True))
+        scalars = numpy_support.numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True)
+        # vtkImageData's own name for its scalars: QuantitativeReporting's SEG exporter takes a labelmap without an
+        # "ImageScalars" array for an empty segment (and refuses to export a segmentation of only those).
+        scalars.SetName("ImageScalars")
+        image.GetPointData().SetScalars(scalars)
     return image
 
 
