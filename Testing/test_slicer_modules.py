@@ -15,6 +15,7 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from LiverResUNetLib.errors import InputError
@@ -211,6 +212,63 @@ def test_install_command_in_plain_python_says_where_it_runs():
     script = REPO / "LiverResUNetTrainer" / "LiverResUNetTrainer.py"
     finished = subprocess.run([sys.executable, str(script), "install"], capture_output=True, text=True, timeout=300)
     assert finished.returncode == 2 and "--ignore-rest install" in finished.stderr
+
+
+def test_the_widgets_setup_loads_the_ui_connects_it_and_binds_the_parameter_node(slicer_application, monkeypatch,
+                                                                                 tiny_model_path, tmp_path):
+    """The widget's real setup(): Slicer's loadUI of the real .ui (parsed into stand-ins of its classes), the
+    .ui's own connections, the module's connections, and parameterNodeWrapper's GUI binding both ways."""
+    import qt
+    import slicer
+
+    from python_launcher import write_launcher
+    from slicer_application import emit
+
+    module = importlib.import_module("LiverResUNet")
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(liverresunet=ModuleParent(
+        REPO / "LiverResUNet" / "LiverResUNet.py")), raising=False)
+    monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)  # the DICOM module has not opened one
+    monkeypatch.setattr(module, "pythonSlicerExecutable", lambda: str(write_launcher(tmp_path / "bin")))
+    volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    slicer.util.updateVolumeFromArray(volume, np.full((4, 16, 16), 40, dtype=np.int16))
+    widget = module.LiverResUNetWidget(slicer.qMRMLWidget())
+    widget.setup()
+    ui, parameters = widget.ui, widget._parameterNode
+
+    assert type(ui.applyButton) is qt.QPushButton and type(ui.inputVolumeSelector) is slicer.qMRMLNodeComboBox
+    assert {ui.inputVolumeSelector.mrmlScene(), ui.outputSegmentationSelector.mrmlScene()} == {slicer.mrmlScene}
+    assert [data for _, data in ui.deviceComboBox.items] == [key for key, _ in module.DEVICES]
+    assert ui.inputVolumeSelector.currentNode() is volume is parameters.inputVolume, "the first volume, shown"
+    assert ui.minTumorSizeSpinBox.value == 10.0 and ui.keepLargestLiverCheckBox.checked is True
+    assert not ui.applyButton.enabled, "no model file yet"
+
+    ui.modelPathLineEdit.currentPath = str(tiny_model_path)  # the user picks the model file
+    emit(ui.modelPathLineEdit, "currentPathChanged(QString)", str(tiny_model_path))
+    assert parameters.modelPath == tiny_model_path and ui.applyButton.enabled
+    assert ui.modelCardLabel.text.startswith("Untrained")
+    ui.keepLargestLiverCheckBox.checked = False
+    emit(ui.keepLargestLiverCheckBox, "stateChanged(int)", 0)
+    assert parameters.keepLargestLiver is False
+    parameters.minTumorMm3 = 25.0
+    assert ui.minTumorSizeSpinBox.value == 25.0, "a parameter set elsewhere shows in its widget"
+
+    ui.deviceComboBox.currentIndex = [key for key, _ in module.DEVICES].index("cpu")
+    emit(ui.applyButton, "clicked(bool)", False)
+    assert widget._run is not None and ui.cancelButton.enabled and not ui.inputsCollapsibleButton.enabled
+    emit(widget._runTimer, "timeout()")
+    emit(ui.cancelButton, "clicked(bool)", False)
+    assert widget._run is None and ui.statusLabel.text.startswith("Cancelled")
+
+    emit(ui.applyButton, "clicked(bool)", False)
+    for _ in range(6000):
+        if widget._run is None:
+            break
+        emit(widget._runTimer, "timeout()")
+        time.sleep(0.01)
+    result = parameters.outputSegmentation
+    assert result is not None and ui.outputSegmentationSelector.currentNode() is result
+    assert ui.resultsTableView.mrmlTableNode is widget.logic.resultsTable(result)
+    widget.cleanup()
 
 
 class WidgetStandIn:
