@@ -35,8 +35,8 @@ def main(argv):
         return end.code if isinstance(end.code, int) else int(end.code is not None)
     except ModuleNotFoundError as error:
         print(f"error: the Python package '{error.name}' is missing; in Slicer install PyTorch with the PyTorch "
-              "extension and the other packages of LiverResUNet/Resources/requirements.txt (pressing Apply in "
-              "'Segment liver and tumor' does both)", file=sys.stderr)
+              "extension and the other packages of LiverResUNet/Resources/requirements.txt: run this script with "
+              f"--ignore-rest {INSTALL_COMMAND}, or press Apply in 'Segment liver and tumor'", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()
