@@ -28,7 +28,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from LiverResUNetLib.scene.dicom_export import INSTANCE_UIDS_ATTRIBUTE
+from LiverResUNetLib.devices import DEVICES
 from LiverResUNetLib.scene.logic import (
     SegmentationRun,
     SegmentLiverLogic,
@@ -36,12 +36,14 @@ from LiverResUNetLib.scene.logic import (
     describe_comparison,
     describe_model_card,
 )
+from LiverResUNetLib.scene.node_attributes import INSTANCE_UIDS_ATTRIBUTE
 
 DOCUMENTATION_URL = "https://github.com/LiverResUNet/SlicerLiverResUNet#readme"
 REQUIREMENTS_FILE = Path(__file__).resolve().parent / "Resources" / "requirements.txt"
-# The device choices; which GPU "auto" takes is only known once torch is imported, at Apply.
-DEVICES = (("auto", "Automatic (GPU when there is one)"), ("cuda", "GPU (CUDA)"), ("mps", "GPU (Apple MPS)"),
-           ("cpu", "CPU"))
+# What the GUI calls each device of LiverResUNetLib.devices; which GPU "auto" takes is only known once torch is
+# imported, at Apply.
+DEVICE_LABELS = {"auto": "Automatic (GPU when there is one)", "cuda": "GPU (CUDA)", "mps": "GPU (Apple MPS)",
+                 "cpu": "CPU"}
 # How often the GUI advances a running segmentation (milliseconds).
 RUN_TIMER_INTERVAL_MS = 100
 # The self-test's tiny phantom segments in seconds; a run still going after this has hung.
@@ -232,8 +234,8 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                       self.onReferenceSegmentationChanged)
         self.ui.referenceSegFileLineEdit.connect("currentPathChanged(QString)", self.onReferenceSegFileChanged)
 
-        for key, label in DEVICES:
-            self.ui.deviceComboBox.addItem(_(label), key)
+        for key in DEVICES:
+            self.ui.deviceComboBox.addItem(_(DEVICE_LABELS[key]), key)
         self.initializeParameterNode()
         self.updateDicomSeriesList()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.model.model_file import load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams

@@ -20,9 +20,9 @@ from LiverResUNetLib.dicomseg.writer import seg_series_description
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.dicom_series import find_series, read_series
 from LiverResUNetLib.model.model_file import read_card
-from LiverResUNetLib.scene.dicom_export import INSTANCE_UIDS_ATTRIBUTE
 from LiverResUNetLib.scene.files import read_dicom_series_node
-from LiverResUNetLib.scene.logic import FINGERPRINT_ATTRIBUTE, SegmentLiverLogic
+from LiverResUNetLib.scene.logic import SegmentLiverLogic
+from LiverResUNetLib.scene.node_attributes import FINGERPRINT_ATTRIBUTE, INSTANCE_UIDS_ATTRIBUTE
 from LiverResUNetLib.scene.segmentation_nodes import content_fingerprint, labels_to_segmentation
 from LiverResUNetLib.scene.volume_nodes import node_to_volume
 from LiverResUNetLib.volume import LIVER, TUMOR

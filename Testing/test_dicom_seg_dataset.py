@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.datasets.prepare import prepare_dataset
 from LiverResUNetLib.io.dicom_series import read_series
 from LiverResUNetLib.io.image_file import read_image

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from LiverResUNetLib.cli import main
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.datasets.prepare import add_case, prepare_dataset
 from LiverResUNetLib.dicomseg.writer import write_seg
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.evaluation.command import evaluate_model
+from LiverResUNetLib.evaluation.model_evaluation import evaluate_model
 from LiverResUNetLib.io.dicom_series import read_series_headers
 from LiverResUNetLib.phantom.ircadb_writer import write_cohort
 from LiverResUNetLib.volume import TUMOR
@@ -95,7 +95,8 @@ def test_compare_with_a_dicom_seg_reference_in_the_logic(seg_folder, phantom_cas
 
     from LiverResUNetLib.io.dicom_series import find_series, instance_identity
     from LiverResUNetLib.scene.files import read_dicom_series_node
-    from LiverResUNetLib.scene.logic import DICOM_INSTANCES_ATTRIBUTE, SegmentLiverLogic
+    from LiverResUNetLib.scene.logic import SegmentLiverLogic
+    from LiverResUNetLib.scene.node_attributes import INSTANCE_UIDS_ATTRIBUTE
     from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation
 
     _, case = phantom_case
@@ -103,7 +104,7 @@ def test_compare_with_a_dicom_seg_reference_in_the_logic(seg_folder, phantom_cas
     [series] = find_series(seg_folder / "CT")
     volume = read_dicom_series_node(scene, series)
     stack, _, _ = read_series_headers(seg_folder / "CT")  # Slicer's DICOM module names the instances in this order
-    volume.SetAttribute(DICOM_INSTANCES_ATTRIBUTE, " ".join(instance_identity(h)[1] for h in stack.headers))
+    volume.SetAttribute(INSTANCE_UIDS_ATTRIBUTE, " ".join(instance_identity(h)[1] for h in stack.headers))
     logic = SegmentLiverLogic(scene)
     shifted = labels_to_segmentation(case.label.with_array(np.roll(case.label.array, 2, axis=2)), closed_surface=False)
     scene.AddNode(shifted)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from LiverResUNetLib.cli import main
-from LiverResUNetLib.datasets.cases import discover_cases
-from LiverResUNetLib.evaluation.command import evaluate_model
+from LiverResUNetLib.datasets.discovery import discover_cases
+from LiverResUNetLib.evaluation.model_evaluation import evaluate_model
 from LiverResUNetLib.model.model_file import new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.phantom.ircadb_writer import write_cohort

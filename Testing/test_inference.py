@@ -6,9 +6,10 @@ import torch
 from recording_network import RecordingNetwork
 from torch.nn import functional
 
+from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import Cancelled, InputError
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
-from LiverResUNetLib.inference.predictor import _labels_on_grid, pick_device, predict_volume
+from LiverResUNetLib.inference.predictor import _labels_on_grid, predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel, new_card
 from LiverResUNetLib.model.resunet import build_network
 from LiverResUNetLib.preprocessing.geometry import slice_grid

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.datasets.ircadb import is_tumor_mask, list_ircadb_patients, read_ircadb_patient
 from LiverResUNetLib.datasets.safe_zip import extract_all, extracted
 from LiverResUNetLib.errors import InputError

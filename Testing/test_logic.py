@@ -10,7 +10,7 @@ import pytest
 import slicer
 
 from dicom_factory import phantom_hu, rotation, write_series
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import Cancelled, InputError
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 from LiverResUNetLib.inference.predictor import predict_volume

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from recording_network import RecordingNetwork
+from stretched_slices import resize_slices
 
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel
@@ -13,7 +14,6 @@ from LiverResUNetLib.preprocessing.intensity import (
     equalize_slices,
     preprocess_slices,
     resize_labels,
-    resize_slices,
     window_hu,
 )
 from LiverResUNetLib.volume import Volume

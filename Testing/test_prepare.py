@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from LiverResUNetLib import cli
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.datasets.ircadb import read_ircadb_patient
 from LiverResUNetLib.datasets.nifti_datasets import LITS_IRCADB_NOTE, read_dataset_json
 from LiverResUNetLib.datasets.prepare import prepare_dataset

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from stretched_slices import resize_slices
 
 from LiverResUNetLib.preprocessing.intensity import (
     PreprocessingParams,
     equalize_slices,
     preprocess_slices,
     resize_labels,
-    resize_slices,
     window_hu,
 )
 

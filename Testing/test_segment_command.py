@@ -9,6 +9,7 @@ import pytest
 import slicer
 
 from dicom_factory import phantom_hu, rotation, write_series
+from LiverResUNetLib.app.segment_cases import expand_inputs
 from LiverResUNetLib.cli import main
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 from LiverResUNetLib.inference.predictor import predict_volume
@@ -16,7 +17,6 @@ from LiverResUNetLib.io.dicom_series import read_series
 from LiverResUNetLib.io.image_file import read_image, write_image
 from LiverResUNetLib.model.model_file import load_model
 from LiverResUNetLib.scene.results_table import COLUMNS
-from LiverResUNetLib.scene.segment_command import expand_inputs
 from LiverResUNetLib.scene.segmentation_nodes import segmentation_to_labels
 
 pytestmark = pytest.mark.dicom  # run again with pydicom 2.4.4 by scripts/test.sh
@@ -122,7 +122,7 @@ def test_missing_model_is_one_clear_line(tmp_path, dicom_folder, capsys):
 
 
 def test_help_needs_neither_torch_nor_mrml():
-    code = ("import argparse, sys; from LiverResUNetLib.scene import segment_command as c; "
+    code = ("import argparse, sys; from LiverResUNetLib.app import segment as c; "
             "c.add_arguments(argparse.ArgumentParser()); "
             "print(sorted(m for m in ('torch', 'slicer', 'vtk') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

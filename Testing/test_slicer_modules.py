@@ -237,7 +237,7 @@ def test_the_widgets_setup_loads_the_ui_connects_it_and_binds_the_parameter_node
 
     assert type(ui.applyButton) is qt.QPushButton and type(ui.inputVolumeSelector) is slicer.qMRMLNodeComboBox
     assert {ui.inputVolumeSelector.mrmlScene(), ui.outputSegmentationSelector.mrmlScene()} == {slicer.mrmlScene}
-    assert [data for _, data in ui.deviceComboBox.items] == [key for key, _ in module.DEVICES]
+    assert [data for _, data in ui.deviceComboBox.items] == list(module.DEVICES)
     assert ui.inputVolumeSelector.currentNode() is volume is parameters.inputVolume, "the first volume, shown"
     assert ui.minTumorSizeSpinBox.value == 10.0 and ui.keepLargestLiverCheckBox.checked is True
     assert not ui.applyButton.enabled, "no model file yet"
@@ -252,7 +252,7 @@ def test_the_widgets_setup_loads_the_ui_connects_it_and_binds_the_parameter_node
     parameters.minTumorMm3 = 25.0
     assert ui.minTumorSizeSpinBox.value == 25.0, "a parameter set elsewhere shows in its widget"
 
-    ui.deviceComboBox.currentIndex = [key for key, _ in module.DEVICES].index("cpu")
+    ui.deviceComboBox.currentIndex = module.DEVICES.index("cpu")
     emit(ui.applyButton, "clicked(bool)", False)
     assert widget._run is not None and ui.cancelButton.enabled and not ui.inputsCollapsibleButton.enabled
     emit(widget._runTimer, "timeout()")
@@ -471,7 +471,7 @@ def test_compare_takes_a_segmentation_or_a_dicom_seg_file_one_at_a_time(segment_
     import numpy as np
     import slicer
 
-    from LiverResUNetLib.datasets.cases import discover_cases
+    from LiverResUNetLib.datasets.discovery import discover_cases
     from LiverResUNetLib.dicomseg.writer import write_seg
     from LiverResUNetLib.io.dicom_series import find_series, read_series_headers
     from LiverResUNetLib.phantom.ircadb_writer import write_cohort

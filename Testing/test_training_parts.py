@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.training.augmentation import augment_batch, random_flip, random_intensity, random_rotate_scale

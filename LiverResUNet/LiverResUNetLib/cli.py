@@ -2,36 +2,22 @@
 
 The same arguments work as ``python -m LiverResUNetLib ...`` and under
 ``Slicer --no-main-window --python-script LiverResUNetTrainer/LiverResUNetTrainer.py ...``.
-Each command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-modules import their heavy dependencies (torch, MRML) inside ``run`` so that ``--help`` is instant.
+Each command is a module of ``LiverResUNetLib.app`` (see its docstring). Only the command being run gets its
+arguments added, so ``--help`` and one command never need another command's optional packages (PyYAML for
+``train``, torch for those that run the network).
 """
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
+from LiverResUNetLib.app import evaluate, phantom, predict, prepare, segment, train
 from LiverResUNetLib.errors import InputError
 
-COMMANDS = {
-    "phantom": ("LiverResUNetLib.phantom.command",
-                "generate a synthetic abdominal CT cohort in the 3D-IRCADb-01 layout"),
-    "prepare": ("LiverResUNetLib.datasets.prepare",
-                "convert a raw 3D-IRCADb-01 / LiTS / MSD folder into one image/label folder per case"),
-    "train": ("LiverResUNetLib.training.command", "train the ResUNet; prints the model file's path last"),
-    "evaluate": ("LiverResUNetLib.evaluation.command",
-                 "score a model on a dataset: JSON, CSV and HTML report"),
-    "segment": ("LiverResUNetLib.scene.segment_command",
-                "segment CT series or images into .seg.nrrd / label maps, with a results table"),
-    "predict": ("LiverResUNetLib.inference.command",
-                "label one CT image file (no MRML): the network's part of the Slicer module's Apply"),
-}
-
-
-def print_progress(fraction, message):
-    """A command's progress line on standard error: ``[ 40%] message``."""
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+COMMANDS: dict[str, ModuleType] = {"phantom": phantom, "prepare": prepare, "train": train, "evaluate": evaluate,
+                                   "segment": segment, "predict": predict}
 
 
 def program_name() -> str:
@@ -40,23 +26,27 @@ def program_name() -> str:
     return "python -m LiverResUNetLib" if name in ("__main__.py", "") else name
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, with the arguments of ``command`` (the one to run; None: only the list)."""
     parser = argparse.ArgumentParser(
         prog=program_name(),
         description="Liver and liver-tumor segmentation of abdominal CT with a 2D ResUNet.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, summary) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        subparser = subparsers.add_parser(name, help=summary, description=(module.__doc__ or summary).strip(),
+    for name, module in COMMANDS.items():
+        subparser = subparsers.add_parser(name, help=module.SUMMARY,
+                                          description=(module.__doc__ or module.SUMMARY).strip(),
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(subparser)
+        if name == command:
+            module.add_arguments(subparser)
         subparser.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user mistakes print one line on standard error and give exit code 2."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((argument for argument in argv if argument in COMMANDS), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except InputError as error:

@@ -1,7 +1,7 @@
 """One case = a CT Volume in HU and its 0/1/2 label Volume on the same grid, whatever dataset it came from.
 
-Training, evaluation and ``prepare`` see every dataset through :func:`discover_cases`: a list of
-:class:`CaseSource` that load one case at a time, so a 20-patient dataset is never held in memory at once.
+Every dataset reader returns :class:`CaseSource` objects that load one case at a time, so a 20-patient dataset
+is never held in memory at once; ``datasets.discovery`` finds which reader a folder needs.
 """
 
 import re
@@ -9,13 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.volume import Volume
-
-DATASET_KINDS = ("a prepared dataset (dataset.json)", "an MSD Task03 folder (imagesTr/ + labelsTr/)",
-                 "a 3D-IRCADb-01 root or patient folder (PATIENT_DICOM or PATIENT_DICOM.zip)",
-                 "a LiTS folder (volume-N.nii + segmentation-N.nii)",
-                 "a folder of DICOM CT series with DICOM SEG objects")
 
 
 @dataclass
@@ -66,29 +60,3 @@ def dicom_folder_name(path: Path) -> str:
 def natural_order(path):
     """Sort key that puts numbered names in number order: 3Dircadb1.2 before 3Dircadb1.10, liver_2 before liver_10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", Path(path).name)]
-
-
-def discover_cases(path):
-    """Every case of the dataset at ``path``, in a stable order.
-
-    Recognises, in this order: a prepared dataset, an MSD Task03 folder, a single 3D-IRCADb-01 patient
-    folder, a 3D-IRCADb-01 root (or the folder holding ``3Dircadb1/``), a LiTS folder, and a folder of DICOM
-    CT series with DICOM SEG objects (each SEG the reference of the series it names).
-
-    Raises:
-        InputError: ``path`` is missing, is a file, or holds no dataset of a kind listed above.
-    """
-    # Imported here: the readers build the Case objects this module defines.
-    from LiverResUNetLib.datasets import dicom_seg_cases, ircadb, nifti_datasets
-
-    path = Path(path)
-    if not path.exists():
-        raise input_error(path, "does not exist")
-    if not path.is_dir():
-        raise input_error(path, "is a file; give the folder that holds the dataset")
-    for finder in (nifti_datasets.prepared_cases, nifti_datasets.msd_cases, ircadb.ircadb_cases,
-                   nifti_datasets.lits_cases, dicom_seg_cases.dicom_seg_cases):
-        sources = finder(path)
-        if sources:
-            return sources
-    raise input_error(path, "no dataset found here; expected " + ", or ".join(DATASET_KINDS))

@@ -1,22 +1,17 @@
-"""Convert a raw dataset into one folder per case: OUT/<case id>/image.nii.gz (HU) and label.nii.gz (0/1/2).
+"""Prepared datasets: one folder per case, OUT/<case id>/image.nii.gz (HU) and label.nii.gz (0/1/2).
 
-RAW is a 3D-IRCADb-01 root or patient folder (zipped, unzipped or mixed), a LiTS folder, an MSD Task03_Liver
-folder, or a dataset prepared before. OUT/dataset.json lists every case with its slices, spacing, tumor
-voxels and source. Training and evaluation then read small compressed files instead of DICOM zips.
-The dataset is built in a temporary folder beside OUT and renamed into place: a case that fails leaves
-no half dataset, and an existing OUT stays as it was.
-
-example: python -m LiverResUNetLib prepare --data ~/data/3Dircadb1 --out ~/data/ircadb-prepared
+:func:`prepare_dataset` converts a raw dataset (3D-IRCADb-01, LiTS, MSD Task03_Liver, DICOM SEG, or one
+prepared before) into one; :func:`add_case` adds a case corrected in Slicer. OUT/dataset.json lists every
+case with its slices, spacing, tumor voxels and source; training and evaluation then read small compressed
+files instead of DICOM zips. Both write atomically: a failure leaves the dataset as it was.
 """
 
-import argparse
 import json
 import re
 from pathlib import Path
 
 from LiverResUNetLib.atomic import atomic_directory, atomic_path
-from LiverResUNetLib.cli import print_progress
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.datasets.nifti_datasets import DATASET_JSON, read_dataset_json
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.image_file import write_image
@@ -107,16 +102,3 @@ def add_case(folder, case, source="corrected in Slicer"):
     with atomic_path(folder / DATASET_JSON) as temporary:
         temporary.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
     return folder
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, metavar="RAW",
-                        help="raw dataset folder: 3D-IRCADb-01 root or patient, LiTS, MSD Task03, or prepared")
-    parser.add_argument("--out", required=True, type=Path, metavar="DATASET",
-                        help="prepared dataset folder to create (an older prepared dataset there is replaced)")
-
-
-def run(args: argparse.Namespace) -> int:
-    out = prepare_dataset(args.data, args.out, progress=print_progress)
-    print(out / DATASET_JSON)
-    return 0

@@ -8,7 +8,6 @@ the caller polls it from a timer, reads its progress lines, and kills it on Canc
 
 import json
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +17,10 @@ from pathlib import Path
 
 from LiverResUNetLib.inference.child_process import hidden_console_options, kill_process_tree
 from LiverResUNetLib.io.image_file import read_image, write_image
+from LiverResUNetLib.progress import read_progress_line
 
 # The folder holding the LiverResUNetLib package: ``python -m LiverResUNetLib`` run there finds it.
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
-PROGRESS_LINE = re.compile(r"^\[\s*(\d+)%\] (.*)$")
 # Lines of the child's output kept for the error message when it fails.
 KEPT_LINES = 20
 
@@ -86,9 +85,9 @@ class BackgroundPrediction:
                 finished = True
                 break
             self._lines = (self._lines + [line])[-KEPT_LINES:]
-            match = PROGRESS_LINE.match(line)
-            if match:
-                self.fraction, self.message = int(match.group(1)) / 100.0, match.group(2)
+            update = read_progress_line(line)
+            if update:
+                self.fraction, self.message = update
         if finished:
             self._queue.put(None)  # a later poll still sees the end
             self.process.wait()

@@ -15,6 +15,7 @@ import typing
 import numpy as np
 
 from LiverResUNetLib.callbacks import CancelCheck, Progress
+from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.inference import postprocessing
 from LiverResUNetLib.preprocessing.geometry import SliceGrid, from_network
@@ -27,7 +28,6 @@ if typing.TYPE_CHECKING:
 
     from LiverResUNetLib.model.model_file import LoadedModel
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
 # The network's arithmetic. auto: mixed precision on a GPU (bfloat16 where supported, else float16), float32 on
 # the CPU; fp32: float32 everywhere; bf16: bfloat16 autocast on any device (e.g. to compare it with fp32).
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -40,26 +40,6 @@ NETWORK_SHARE = 0.9
 # Liver and tumor logits relative to the background where the network did not look (a slice wider than its
 # field of view): background, firmly.
 _UNSEEN_LOGIT = -1000.0
-
-
-def pick_device(name: str | torch.device = "auto") -> torch.device:
-    """The torch device to run on: "auto" takes cuda, then mps, then cpu; an unavailable one is an InputError."""
-    import torch
-
-    if isinstance(name, torch.device):
-        return name
-    name = str(name or "auto").lower()
-    if name not in DEVICES and not name.startswith("cuda:"):
-        raise input_error(f"device {name!r}", f"unknown device; choose one of {', '.join(DEVICES)}")
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if name.startswith("cuda") and not cuda:
-        raise input_error(f"device {name!r}", "CUDA is not available here (no NVIDIA GPU or a CPU-only torch)")
-    if name == "mps" and not mps:
-        raise input_error(f"device {name!r}", "Apple's MPS is not available here")
-    return torch.device(name)
 
 
 def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.device = "auto",

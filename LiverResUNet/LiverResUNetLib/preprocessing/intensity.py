@@ -89,15 +89,6 @@ def window_hu(hu, window):
     return _windowed(hu, window).numpy()
 
 
-def resize_slices(images, size):
-    """``[n, rows, columns]`` float images stretched to ``[n, size, size]`` (bilinear, anti-aliased when shrinking),
-    as models without a pixel size see them; pixel centres stay aligned (``align_corners=False``)."""
-    import torch
-
-    images = torch.from_numpy(np.array(images, dtype=np.float32))
-    return to_network(images, slice_grid(images.shape[1:], None, size, None)).numpy()
-
-
 def _windowed(hu, window):
     """:func:`window_hu` as a torch tensor (a new one: the clipping runs in place on every core)."""
     import torch

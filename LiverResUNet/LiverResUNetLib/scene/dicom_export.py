@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.scene.node_attributes import INSTANCE_UIDS_ATTRIBUTE, is_unedited_result
 from LiverResUNetLib.scene.segmentation_nodes import segment_roles, segmentation_to_labels
 from LiverResUNetLib.volume import Volume
 
-# Set by Slicer's DICOMScalarVolumePlugin on every volume node it loads: the series' SOPInstanceUIDs.
-INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
 SEG_FILE_NAME = "LiverResUNet-SEG.dcm"
 ALGORITHM_NAME_TAG, ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmName", "DICOM.SegmentAlgorithmType"
 
@@ -62,14 +61,6 @@ def _check_same_space(segmentation_node, volume_node):
                                                        "harden or remove the transforms before exporting")
 
 
-def was_edited(segmentation_node):
-    """Whether the segmentation is no longer exactly what the network wrote (a reader corrected it, or another
-    tool made it): its SEG segments are then SEMIAUTOMATIC, not AUTOMATIC."""
-    from LiverResUNetLib.scene.logic import SegmentLiverLogic
-
-    return not SegmentLiverLogic.isOurUneditedResult(segmentation_node)
-
-
 def _stored_series_uid(database, path):
     """Store a copy of ``path`` in ``database``; the SEG's SeriesInstanceUID."""
     import pydicom
@@ -86,7 +77,7 @@ def export_with_highdicom(segmentation_node, volume_node, card, database) -> Dic
         segmentation_node: holds the segments "Liver" and "Liver tumor" (or segments of that terminology).
         volume_node: the CT as Slicer's DICOM module loaded it.
         card: the model card (the SEG's algorithm identification and series description).
-            The segments are SEMIAUTOMATIC once the result was edited (:func:`was_edited`).
+            The segments are SEMIAUTOMATIC once the result was edited (``node_attributes.is_unedited_result``).
         database: Slicer's ``ctkDICOMDatabase`` (``slicer.dicomDatabase``).
     """
     from LiverResUNetLib.dicomseg.writer import write_seg
@@ -99,7 +90,7 @@ def export_with_highdicom(segmentation_node, volume_node, card, database) -> Dic
     labels = segmentation_to_labels(segmentation_node, grid)
     with tempfile.TemporaryDirectory(prefix="LiverResUNet-SEG-") as folder:
         path = Path(folder) / SEG_FILE_NAME
-        notes = write_seg(labels, stack, series_uid, card, path, edited=was_edited(segmentation_node))
+        notes = write_seg(labels, stack, series_uid, card, path, edited=not is_unedited_result(segmentation_node))
         return DicomExport(_stored_series_uid(database, path), "highdicom", notes)
 
 
@@ -115,7 +106,7 @@ def export_with_quantitative_reporting(exporter_class, segmentation_node, volume
 
     _check_same_space(segmentation_node, volume_node)
     source_files(volume_node, database)
-    algorithm = "SEMIAUTOMATIC" if was_edited(segmentation_node) else "AUTOMATIC"
+    algorithm = "AUTOMATIC" if is_unedited_result(segmentation_node) else "SEMIAUTOMATIC"
     segmentation = segmentation_node.GetSegmentation()
     for segment_id in [segment_id for role in segment_roles(segmentation_node) for segment_id in role]:
         segment = segmentation.GetSegment(segment_id)

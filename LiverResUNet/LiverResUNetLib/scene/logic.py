@@ -12,7 +12,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.errors import Cancelled, input_error
+from LiverResUNetLib.scene.dicom_export import export_to_dicom_database
+from LiverResUNetLib.scene.node_attributes import (
+    FINGERPRINT_ATTRIBUTE,
+    INSTANCE_UIDS_ATTRIBUTE,
+    MODEL_ATTRIBUTE,
+    RESULTS_TABLE_ROLE,
+    is_unedited_result,
+)
 from LiverResUNetLib.scene.results_table import results_table
 from LiverResUNetLib.scene.segmentation_nodes import (
     SEGMENTS,
@@ -23,11 +32,6 @@ from LiverResUNetLib.scene.segmentation_nodes import (
 )
 from LiverResUNetLib.scene.volume_nodes import node_to_volume
 
-FINGERPRINT_ATTRIBUTE = "LiverResUNet.WrittenContent"
-MODEL_ATTRIBUTE = "LiverResUNet.Model"
-RESULTS_TABLE_ROLE = "LiverResUNet.ResultsTable"
-# Set by Slicer's DICOM scalar volume plugin: the volume's SOP Instance UIDs, space-separated, in slice order.
-DICOM_INSTANCES_ATTRIBUTE = "DICOM.instanceUIDs"
 # Share of the progress bar before and after the network's prediction.
 PREDICTION_START, PREDICTION_END = 0.05, 0.85
 
@@ -117,8 +121,7 @@ class SegmentLiverLogic:
     @staticmethod
     def isOurUneditedResult(segmentationNode):
         """True when ``segmentationNode`` holds exactly what :meth:`process` last wrote into it."""
-        written = segmentationNode.GetAttribute(FINGERPRINT_ATTRIBUTE)
-        return bool(written) and written == content_fingerprint(segmentationNode)
+        return is_unedited_result(segmentationNode)
 
     def mayOverwrite(self, segmentationNode, replaceEdited=False):
         """Whether :meth:`process` may write into ``segmentationNode``: it is empty, unedited, or replacing
@@ -223,7 +226,7 @@ class SegmentLiverLogic:
         from LiverResUNetLib.dicomseg.reader import read_seg_labels
 
         grid = node_to_volume(referenceVolume)
-        instances = (referenceVolume.GetAttribute(DICOM_INSTANCES_ATTRIBUTE) or "").split()
+        instances = (referenceVolume.GetAttribute(INSTANCE_UIDS_ATTRIBUTE) or "").split()
         if len(instances) == grid.shape[0]:
             grid.metadata["sop_instance_uids"] = instances
         return read_seg_labels(path, grid)
@@ -258,7 +261,6 @@ class SegmentLiverLogic:
         """Write the CT and its (corrected) segmentation as case ``caseId`` of the prepared dataset at
         ``datasetFolder`` (created when missing; an older case of that id is replaced), so that the next
         ``train --data datasetFolder`` learns from the correction. Returns the dataset folder."""
-        from LiverResUNetLib.datasets.cases import Case
         from LiverResUNetLib.datasets.prepare import add_case
 
         ct = node_to_volume(inputVolume)
@@ -273,7 +275,6 @@ class SegmentLiverLogic:
         ``exporterClass``: QuantitativeReporting's ``DICOMSegmentationExporter``, or None to write with highdicom.
         """
         from LiverResUNetLib.model.model_file import read_card
-        from LiverResUNetLib.scene.dicom_export import export_to_dicom_database
 
         madeWith = segmentationNode.GetAttribute(MODEL_ATTRIBUTE)
         card = read_card(madeWith if madeWith and Path(madeWith).is_file() else modelPath)

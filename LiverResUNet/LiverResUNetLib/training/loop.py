@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from LiverResUNetLib.atomic import atomic_path, remove_partial_files
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
+from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.evaluation.metrics import mean_sd
-from LiverResUNetLib.inference.predictor import pick_device
 from LiverResUNetLib.model.model_file import load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams

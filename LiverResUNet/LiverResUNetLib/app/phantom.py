@@ -9,14 +9,17 @@ example: python -m LiverResUNetLib phantom --out /tmp/phantoms --patients 4 --si
 """
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from LiverResUNetLib.cli import print_progress
+from LiverResUNetLib.progress import ProgressReporter
+
+SUMMARY = "generate a synthetic abdominal CT cohort in the 3D-IRCADb-01 layout"
 
 
-def _at_least(minimum):
+def _at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer no smaller than ``minimum``."""
-    def convert(text):
+    def convert(text: str) -> int:
         value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
@@ -44,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.phantom.ircadb_writer import storage_for, write_cohort
 
     numbers = range(args.first, args.first + args.patients)
-    root = write_cohort(args.out, numbers, size=args.size, seed=args.seed, slices=args.slices,
-                        progress=print_progress)
+    with ProgressReporter() as progress:
+        root = write_cohort(args.out, numbers, size=args.size, seed=args.seed, slices=args.slices, progress=progress)
     print(f"wrote {args.patients} phantom patients to {root}")
     print(f"{'patient':<14} {'stored as':<9} {'slices':>6} {'pixel mm':>8} {'slice mm':>8} {'liver mL':>9} "
           f"{'tumors':>7} {'tumor mL':>9}  tumor masks")

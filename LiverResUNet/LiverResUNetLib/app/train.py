@@ -23,13 +23,12 @@ Several processes (GPUs or CPU slots) train one model with torch's DDP:
 import argparse
 import functools
 import os
-import sys
-import time
 from pathlib import Path
 
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.training.config import TrainConfig, load_config, parse_assignment
+from LiverResUNetLib.progress import ProgressReporter
 
+SUMMARY = "train the ResUNet; prints the model file's path last"
 # Flags that set one config option each: (flag, dotted key, type, metavar, help).
 FLAGS = (
     ("--epochs", "optimization.epochs", int, "N", "number of epochs"),
@@ -53,6 +52,8 @@ FLAGS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from LiverResUNetLib.training.config import TrainConfig
+
     parser.add_argument("--data", metavar="DATASET",
                         help="a prepared DATASET folder (from `prepare`), or a raw 3D-IRCADb-01, LiTS or MSD Task03 "
                              "folder (read and prepared in memory)")
@@ -74,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from LiverResUNetLib.training.config import load_config, parse_assignment
     from LiverResUNetLib.training.loop import CONFIG_FILE, train_cross_validation, train_model
 
     overrides = dict(parse_assignment(text) for text in args.assignments)
@@ -86,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     for key in ("data", "out"):
         if getattr(config, key) is None:
             raise input_error(f"--{key}", "required (on the command line or in the configuration file)")
-    progress = ProgressBar() if int(os.environ.get("RANK", "0")) == 0 else None
+    # One process draws the progress: under torchrun every other rank trains silently.
+    progress = ProgressReporter(interval=2.0) if int(os.environ.get("RANK", "0")) == 0 else None
     if config.split.folds is not None and config.split.fold is None:
         paths = train_cross_validation(config, progress, resume=args.resume)
     else:
@@ -96,34 +99,3 @@ def run(args: argparse.Namespace) -> int:
         for path in paths:
             print(path, flush=True)
     return 0
-
-
-class ProgressBar:
-    """A one-line progress bar on standard error (redrawn in place on a terminal, one line per update otherwise)."""
-
-    def __init__(self, stream=None, width=24, interval=2.0):
-        self.stream = stream or sys.stderr
-        self.width, self.interval = width, interval
-        self.interactive = self.stream.isatty()
-        self.started = time.monotonic()
-        self.last_shown, self.last_line = 0.0, ""
-
-    def __call__(self, fraction, message):
-        now = time.monotonic()
-        if not self.interactive and now - self.last_shown < self.interval and fraction < 1.0:
-            return
-        self.last_shown = now
-        filled = int(round(self.width * max(0.0, min(1.0, fraction))))
-        minutes, seconds = divmod(int(now - self.started), 60)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%} {minutes:02d}:{seconds:02d} {message}"
-        if self.interactive:
-            self.stream.write("\r" + line.ljust(len(self.last_line)))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-        self.last_line = line
-
-    def close(self):
-        if self.interactive and self.last_line:
-            self.stream.write("\n")
-            self.stream.flush()

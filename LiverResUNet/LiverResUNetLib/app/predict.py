@@ -13,7 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-from LiverResUNetLib.inference.predictor import DEVICES
+from LiverResUNetLib.devices import DEVICES
+from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.progress import ProgressReporter
+
+SUMMARY = "label one CT image file (no MRML): the network's part of the Slicer module's Apply"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from LiverResUNetLib.cli import print_progress
-    from LiverResUNetLib.errors import input_error
     from LiverResUNetLib.inference.postprocessing import PostprocessOptions
     from LiverResUNetLib.inference.predictor import predict_volume
     from LiverResUNetLib.io.image_file import read_image, write_image
@@ -40,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
         postprocess = PostprocessOptions.from_dict(args.postprocessing or {})
     except (TypeError, ValueError) as error:
         raise input_error("--postprocessing", str(error)) from error
-    print_progress(0.0, "reading the image and the model")
-    volume = read_image(args.input)
-    model = load_model(args.model)
-    labels = predict_volume(volume, model, device=args.device, batch_size=args.batch_size, postprocess=postprocess,
-                            progress=print_progress)
+    with ProgressReporter() as progress:
+        progress(0.0, "reading the image and the model")
+        volume = read_image(args.input)
+        model = load_model(args.model)
+        labels = predict_volume(volume, model, device=args.device, batch_size=args.batch_size,
+                                postprocess=postprocess, progress=progress)
     write_image(labels, args.output)
     return 0

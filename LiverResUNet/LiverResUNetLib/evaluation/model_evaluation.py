@@ -1,40 +1,36 @@
-"""Score a trained model on a dataset and write the evaluation report.
+"""Score a trained model on a dataset: segment every case, compare it with its reference, write the report.
 
-Every case of DATA (a prepared dataset, or a raw 3D-IRCADb-01 / LiTS / MSD folder) is segmented with MODEL and
-compared with its reference labels: liver and tumor Dice, IoU, accuracy, sensitivity, specificity, precision
-and HD95 per case, mean ± sd over cases and pooled over all voxels; lesion-wise detection; confusion matrices.
-
-REPORT receives report.json, cases.csv, lesions.csv, figures/*.png and report.html (one self-contained page).
-It is written all at once: an interrupted run leaves no half report. The summary table is printed on standard
-output and its last line is the path of report.html; progress goes to standard error.
-
-example:
-  python -m LiverResUNetLib evaluate --model run/model.pth --data dataset --out run/report
+:func:`evaluate_model` is what the ``evaluate`` command runs: liver and tumor Dice, IoU, accuracy, sensitivity,
+specificity, precision and HD95 per case, mean ± sd over cases and pooled over all voxels; lesion-wise
+detection; confusion matrices; figures. The report folder is written all at once: an interrupted run leaves
+no half report.
 """
 
-import argparse
 import datetime
 import platform
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
 
 from LiverResUNetLib import __version__
 from LiverResUNetLib.atomic import atomic_directory
+from LiverResUNetLib.callbacks import Progress
+from LiverResUNetLib.datasets.cases import CaseSource
+from LiverResUNetLib.datasets.discovery import discover_cases
+from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.evaluation.metrics import case_metrics, summarise
+from LiverResUNetLib.evaluation.report import FIGURES, split_overlap, write_case_figures, write_report
+from LiverResUNetLib.inference.predictor import predict_volume
+from LiverResUNetLib.model.model_file import load_model
+from LiverResUNetLib.preprocessing.orientation import to_canonical
+from LiverResUNetLib.volume import Volume
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, type=Path, metavar="MODEL",
-                        help="model file written by 'train' (weights + card)")
-    parser.add_argument("--data", required=True, type=Path, metavar="DATASET|RAW",
-                        help="prepared dataset folder (dataset.json) or a raw 3D-IRCADb-01, LiTS or MSD Task03 folder")
-    parser.add_argument("--out", required=True, type=Path, metavar="REPORT",
-                        help="report folder to create; an older evaluation report there is replaced")
-    parser.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (cuda > mps > cpu; default auto)")
-    parser.add_argument("--cases", nargs="+", metavar="ID",
-                        help="evaluate only these case ids (e.g. 3Dircadb1.17); default: every case of DATA")
-
-
-def _check_output_folder(out):
+def _check_output_folder(out: str | Path) -> None:
     """Refuse to replace a folder that is not an evaluation report: the report folder is replaced as a whole."""
     out = Path(out)
     if out.is_file():
@@ -43,7 +39,8 @@ def _check_output_folder(out):
         raise input_error(out, "exists and is not an evaluation report; choose a new or empty folder")
 
 
-def _select_cases(sources, case_ids, data):
+def _select_cases(sources: list[CaseSource], case_ids: Sequence[str] | None,
+                  data: str | Path) -> list[CaseSource]:
     if not case_ids:
         return sources
     by_id = {source.case_id: source for source in sources}
@@ -53,43 +50,34 @@ def _select_cases(sources, case_ids, data):
     return [by_id[case_id] for case_id in case_ids]
 
 
-def _display_arrays(image, reference, prediction):
+def _display_arrays(image: Volume, reference: np.ndarray, prediction: np.ndarray
+                    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[float, float]]:
     """CT and label arrays in canonical axial orientation [k, row, column] and the pixel size (row, column) mm."""
-    from LiverResUNetLib.preprocessing.orientation import to_canonical
-
     canonical_image = to_canonical(image)
-    arrays = [canonical_image.array] + [to_canonical(image.with_array(labels)).array
-                                        for labels in (reference, prediction)]
+    arrays = (canonical_image.array, to_canonical(image.with_array(reference)).array,
+              to_canonical(image.with_array(prediction)).array)
     row_mm, column_mm = canonical_image.spacing[1], canonical_image.spacing[0]
     return arrays, (row_mm, column_mm)
 
 
-def _case_progress(progress, index, total, case_id):
+def _case_progress(progress: Progress | None, index: int, total: int, case_id: str) -> Progress:
     """``progress`` for case ``index`` of ``total``: 0..1 maps onto its share of the run, messages name the case."""
     if progress is None:
         return lambda fraction, message: None
     return lambda fraction, message: progress((index + fraction) / total, f"{case_id}: {message}")
 
 
-def evaluate_model(model_path, data, out, progress=None, device="auto", case_ids=None):
+def evaluate_model(model_path: str | Path, data: str | Path, out: str | Path, progress: Progress | None = None,
+                   device: str = "auto", case_ids: Sequence[str] | None = None) -> dict[str, Any]:
     """Segment every case of ``data`` with the model, score it and write the report folder ``out``.
 
     Returns the report dict written to ``out/report.json``. ``progress(fraction, message)`` is called as cases
     are done; ``case_ids`` restricts the evaluation to those cases.
     """
-    import numpy as np
-    import torch
-
-    from LiverResUNetLib.datasets.cases import discover_cases
-    from LiverResUNetLib.evaluation.metrics import case_metrics, summarise
-    from LiverResUNetLib.evaluation.report import FIGURES, split_overlap, write_case_figures, write_report
-    from LiverResUNetLib.inference.predictor import pick_device, predict_volume
-    from LiverResUNetLib.model.model_file import load_model
-
     _check_output_folder(out)
-    device = pick_device(device)
+    torch_device = pick_device(device)
     sources = _select_cases(discover_cases(data), case_ids, data)
-    model = load_model(model_path, device=device)
+    model = load_model(model_path, device=torch_device)
     card, window = model.card, model.preprocessing.window
     overlap = split_overlap((card.get("training") or {}).get("split"), [source.case_id for source in sources])
     cases = []
@@ -100,7 +88,7 @@ def evaluate_model(model_path, data, out, progress=None, device="auto", case_ids
             case = source.load()
             if not case.image.same_grid(case.label):
                 raise input_error(source.source, "the label map is not on the image's voxel grid")
-            prediction = predict_volume(case.image, model, device=device,
+            prediction = predict_volume(case.image, model, device=torch_device,
                                         progress=lambda fraction, message: step(0.9 * fraction, message)).array
             reference = np.asarray(case.label.array)
             scores = case_metrics(prediction, reference, case.image.spacing)
@@ -123,20 +111,5 @@ def evaluate_model(model_path, data, out, progress=None, device="auto", case_ids
     return report
 
 
-def _format(value):
+def _format(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
-
-
-def run(args: argparse.Namespace) -> int:
-    from LiverResUNetLib.cli import print_progress
-    from LiverResUNetLib.evaluation.report import REPORT_HTML, summary_lines
-
-    report = evaluate_model(args.model, args.data, args.out, progress=print_progress, device=args.device,
-                            case_ids=args.cases)
-    for line in summary_lines(report["summary"]):
-        print(line)
-    trained_on = report["split_overlap"]["training"]
-    if trained_on:
-        print(f"WARNING: {len(trained_on)} evaluated case(s) were training cases: {', '.join(trained_on)}")
-    print(Path(args.out).resolve() / REPORT_HTML)
-    return 0
