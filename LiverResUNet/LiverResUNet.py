@@ -1,4 +1,4 @@
-"""Slicer module "Segment liver & tumor": a CT in, liver and liver-tumor segments out, ready to review.
+"""Slicer module "Segment liver and tumor": a CT in, liver and liver-tumor segments out, ready to review.
 
 The GUI is thin: every computation is in ``LiverResUNetLib.scene.logic``, which the headless ``segment``
 command and the tests run outside the application. Apply runs the network in a child process (PythonSlicer)
@@ -46,12 +46,14 @@ DEVICE_LABELS = {"auto": "Automatic (GPU when there is one)", "cuda": "GPU (CUDA
                  "cpu": "CPU"}
 # How often the GUI advances a running segmentation (milliseconds).
 RUN_TIMER_INTERVAL_MS = 100
+# The self-test's tiny phantom segments in seconds; a run still going after this has hung.
+SELF_TEST_RUN_TIMEOUT_S = 300
 
 
 class LiverResUNet(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = _("Segment liver & tumor")
+        self.parent.title = _("Segment liver and tumor")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
         self.parent.dependencies = ["DICOM", "Segmentations"]
         self.parent.contributors = ["LiverResUNet developers"]
@@ -87,8 +89,9 @@ def _isInstalled(requirement):
         return False
 
 
-def installPythonRequirements():
-    """Install what is missing, after asking. Returns False when the user declined.
+def installPythonRequirements(askConfirmation=True):
+    """Install what is missing, after asking (unless ``askConfirmation`` is False: the trainer's ``install``
+    command, which the user typed). Returns False when the user declined.
 
     torch comes through the PyTorch extension (PyTorchUtils picks the build matching the GPU driver); the rest
     with Slicer 5.12's ``slicer.packaging.pip_ensure``, or ``slicer.util.pip_install`` on Slicer 5.10.
@@ -96,7 +99,7 @@ def installPythonRequirements():
     missing = missingPythonRequirements()
     if not missing:
         return True
-    if not slicer.util.confirmOkCancelDisplay(
+    if askConfirmation and not slicer.util.confirmOkCancelDisplay(
             _("This module needs these Python packages: {packages}. Install them now? "
               "This downloads several hundred MB and may take a few minutes.").format(packages=", ".join(missing)),
             _("Install Python packages")):
@@ -117,7 +120,7 @@ def installPythonRequirements():
             slicer.util.pip_install(missing)
         else:
             packaging.pip_ensure(packaging.load_requirements(REQUIREMENTS_FILE), prompt_install=False,
-                                 requester=_("Segment liver & tumor"))
+                                 requester=_("Segment liver and tumor"))
     return True
 
 
@@ -130,7 +133,7 @@ def selfTestCanRun(test):
     missing = missingPythonRequirements()
     if missing:
         logging.warning(f"{type(test).__name__} not run: missing Python packages {missing}; press Apply once in "
-                        "'Segment liver & tumor' to install them")
+                        "'Segment liver and tumor' to install them")
         test.delayDisplay(f"Test not run: press Apply once to install {', '.join(missing)}")
     return not missing
 
@@ -244,7 +247,9 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def exit(self):
-        self.setParameterNode(None)
+        """Stop showing the parameter node but keep it, as Slicer's module template does: a run that goes on after
+        the user left the module still ends by selecting its result in it."""
+        self.disconnectParameterNode()
 
     def onSceneStartClose(self, caller, event):
         self.stopRun()
@@ -261,10 +266,15 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if firstVolumeNode:
                 self._parameterNode.inputVolume = firstVolumeNode
 
-    def setParameterNode(self, inputParameterNode: Optional[LiverResUNetParameterNode]):
-        if self._parameterNode:
+    def disconnectParameterNode(self):
+        """The GUI no longer shows nor edits the parameter node (which stays set)."""
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def setParameterNode(self, inputParameterNode: Optional[LiverResUNetParameterNode]):
+        self.disconnectParameterNode()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
@@ -498,8 +508,6 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Test passed")
 
     def _segmentPhantom(self, work):
-        import time
-
         import numpy as np
         import pydicom
         from DICOMLib import DICOMUtils
@@ -524,20 +532,16 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
         self.assertEqual(slicer.util.arrayFromVolume(volumeNode).shape, patient.ct.shape)
 
         logic = LiverResUNetLogic()
-        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        nodesBefore = sceneNodeIds(slicer.mrmlScene)
         self.delayDisplay("Cancelling a run in the background: the scene is unchanged")
         run = SegmentationRun(logic, volumeNode, modelPath, "cpu", python=pythonSlicerExecutable())
         run.advance()
         run.cancel()
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+        self.assertEqual(traceOfCancelledRun(run, slicer.mrmlScene, nodesBefore), [])
 
         self.delayDisplay("Segmenting in the background, as Apply does")
         run = SegmentationRun(logic, volumeNode, modelPath, "cpu", python=pythonSlicerExecutable())
-        while not run.done:
-            run.advance()
-            slicer.app.processEvents()
-            time.sleep(0.05)
-        segmentation = run.segmentation
+        segmentation = runToEnd(run, SELF_TEST_RUN_TIMEOUT_S)
         names = [segmentation.GetSegmentation().GetNthSegment(i).GetName() for i in range(2)]
         self.assertEqual(names, ["Liver", "Liver tumor"])
         labels = logic.labelVolume(segmentation, volumeNode)
@@ -571,6 +575,41 @@ class LiverResUNetTest(ScriptedLoadableModuleTest):
             study = database.studyForSeries(series[0]["uid"])
             self.assertIn(exported.series_uid, database.seriesForStudy(study))
             self.assertEqual(database.fieldForSeries("Modality", exported.series_uid), "SEG")
+
+
+def sceneNodeIds(scene):
+    return [scene.GetNthNode(index).GetID() for index in range(scene.GetNumberOfNodes())]
+
+
+def traceOfCancelledRun(run, scene, nodeIdsBefore):
+    """What a cancelled ``SegmentationRun`` left behind: nothing (an empty list) when Cancel worked."""
+    left = []
+    if sceneNodeIds(scene) != nodeIdsBefore:
+        left.append("nodes added to or removed from the scene")
+    if run.prediction.process.poll() is None:
+        left.append("a running child process")
+    if run.prediction.folder.exists():
+        left.append(f"the temporary folder {run.prediction.folder}")
+    return left
+
+
+def runToEnd(run, timeoutSeconds):
+    """Advance a ``SegmentationRun`` as Apply's timer does until it is done; returns its segmentation.
+
+    A run still going after ``timeoutSeconds`` is cancelled and TimeoutError raised: a hung child must fail the
+    self-test, not hang Slicer.
+    """
+    import time
+
+    deadline = time.monotonic() + timeoutSeconds
+    while not run.done:
+        if time.monotonic() > deadline:
+            run.cancel()
+            raise TimeoutError(f"the segmentation did not end within {timeoutSeconds} s")
+        run.advance()
+        slicer.app.processEvents()
+        time.sleep(RUN_TIMER_INTERVAL_MS / 1000)
+    return run.segmentation
 
 
 def saveTinyModel(path):

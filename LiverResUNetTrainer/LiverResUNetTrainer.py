@@ -7,11 +7,16 @@ runs exactly what ``python LiverResUNetTrainer.py train --data D --out R`` and `
 ``--python-script`` then sets ``sys.argv`` to the script and the arguments after ``--ignore-rest`` and executes the
 file as ``__main__``. Slicer does not end by itself after a ``--python-script`` (nor after an uncaught exception):
 the script ends it with the command's exit code. Loaded as a module, the file defines the module and a short page.
+``... --ignore-rest install`` installs the packages the commands need into Slicer's Python, as the first Apply of
+the segmentation module does.
 """
 
 import sys
 import traceback
 from pathlib import Path
+
+# Not a command of the core (it installs through Slicer's own code): the trainer handles it before them.
+INSTALL_COMMAND = "install"
 
 
 def main(argv):
@@ -20,6 +25,8 @@ def main(argv):
     0: done; 2: a user mistake (one line on standard error); 1: an unexpected error (its traceback is printed).
     """
     _make_core_importable()
+    if argv[:1] == [INSTALL_COMMAND]:
+        return install_into_slicer()
     from LiverResUNetLib.cli import main as run_command
 
     try:
@@ -28,12 +35,37 @@ def main(argv):
         return end.code if isinstance(end.code, int) else int(end.code is not None)
     except ModuleNotFoundError as error:
         print(f"error: the Python package '{error.name}' is missing; in Slicer install PyTorch with the PyTorch "
-              "extension and the other packages of LiverResUNet/Resources/requirements.txt (pressing Apply in "
-              "'Segment liver & tumor' does both)", file=sys.stderr)
+              "extension and the other packages of LiverResUNet/Resources/requirements.txt: run this script with "
+              f"--ignore-rest {INSTALL_COMMAND}, or press Apply in 'Segment liver and tumor'", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()
         return 1
+
+
+def install_into_slicer():
+    """The ``install`` command: what the commands need that Slicer does not bundle (PyTorch through the PyTorch
+    extension, Resources/requirements.txt with pip) goes into Slicer's Python, by the code of the module's first
+    Apply, without a question (typing the command is the consent). Returns the exit code."""
+    slicer = sys.modules.get("slicer")
+    if slicer is None or not hasattr(slicer, "app"):
+        print("error: 'install' installs into Slicer's Python: run it as Slicer --no-main-window --python-script "
+              "LiverResUNetTrainer.py --ignore-rest install; in another Python, pip install torch and "
+              "-r LiverResUNet/Resources/requirements.txt", file=sys.stderr)
+        return 2
+    from LiverResUNet import installPythonRequirements, missingPythonRequirements
+
+    try:
+        installPythonRequirements(askConfirmation=False)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    missing = missingPythonRequirements()
+    if missing:
+        print(f"error: still missing after the installation: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    print("LiverResUNet's Python packages are installed")
+    return 0
 
 
 def exit_with(code):
@@ -68,7 +100,11 @@ from slicer.ScriptedLoadableModule import (  # noqa: E402
 )
 
 USAGE = """Headless training and evaluation (run from a terminal; on a Linux server without a display, put
-xvfb-run -a before Slicer):
+xvfb-run -a before Slicer). First, once, install the Python packages they need into Slicer:
+
+Slicer --no-splash --no-main-window --python-script LiverResUNetTrainer.py --ignore-rest install
+
+Then:
 
 Slicer --no-splash --no-main-window --python-script LiverResUNetTrainer.py --ignore-rest \
     prepare --data RAW --out DATASET

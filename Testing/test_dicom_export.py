@@ -87,6 +87,7 @@ def test_export_stores_a_seg_of_the_loaded_series_that_reads_back_identical(load
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct.metadata["series_uid"]
     assert seg.SeriesDescription == seg_series_description(read_card(tiny_model_path))
     np.testing.assert_array_equal(read_seg_labels(database.stored[0], ct).array, labels)
+    assert segment_algorithms(database.stored[0]) == [("AUTOMATIC", "LiverResUNet")] * 2
     assert leftovers(tmp_path) == [], "the temporary SEG file is removed once the database holds its copy"
 
 
@@ -99,6 +100,17 @@ def test_a_corrected_segmentation_is_exported_with_the_corrections(loaded_ct, ti
         labels_to_segmentation(ct_grid.with_array(corrected), False).GetSegmentation())
     logic.exportToDicomDatabase(segmentation, volume, database, tiny_model_path)
     np.testing.assert_array_equal(read_seg_labels(database.stored[0], read_series(series.files)).array, corrected)
+    assert segment_algorithms(database.stored[0]) == [("SEMIAUTOMATIC", "LiverResUNet")] * 2, \
+        "corrected by a reader: no longer the algorithm's alone, though still made with it"
+
+
+def segment_algorithms(path):
+    """(SegmentAlgorithmType, SegmentAlgorithmName) of each segment of a SEG file, read back with highdicom."""
+    import highdicom
+
+    seg = highdicom.seg.segread(path)
+    return [(description.SegmentAlgorithmType, description.SegmentAlgorithmName)
+            for description in seg.SegmentSequence]
 
 
 def segment_tag(segment, name):
@@ -108,21 +120,68 @@ def segment_tag(segment, name):
 
 
 class QuantitativeReportingExporter:
-    """QuantitativeReporting's ``DICOMSegmentationExporter(segmentationNode)``: ``export(outputDirectory,
-    segFileName, metadata, segmentIDs=None, skipEmpty=False)`` writes the SEG file, ``cleanup()`` its own
-    temporary files. This one records what it was given and writes dcmqi's SEG of the same series."""
+    """QuantitativeReporting's ``DICOMSegmentationExporter`` as its source defines it (QIICR/QuantitativeReporting,
+    DICOMPlugins/DICOMSegmentationPlugin.py, the version that runs dcmqi's itkimage2segimage as a subprocess, read
+    on 2026-12-06), up to the dcmqi call: every check it makes before writing is made here the same way, then the
+    SEG dcmqi wrote for this very series is copied. What the real class does:
+
+    - ``__init__(segmentationNode, contentCreatorName=None)``; ``cleanup()`` removes its temporary folder;
+    - ``export(outputDirectory, segFileName, metadata, segmentIDs=None, skipEmpty=False)``: ``metadata`` updates
+      the series attributes, missing ones get defaults; a segment is empty when its binary labelmap has no
+      "ImageScalars" array or that array's range is (0, 0); some empty and not ``skipEmpty``:
+      EmptySegmentsFoundError; all empty: NoNonEmptySegmentsFoundError;
+    - each segment's "DICOM.SegmentAlgorithmType" tag (MANUAL when unset) must be MANUAL, SEMIAUTOMATIC or
+      AUTOMATIC, and a non-manual one needs "DICOM.SegmentAlgorithmName" (ValueError otherwise);
+    - the CT is the segmentation's reference-geometry volume (ValueError without one), its files those of its
+      "DICOM.instanceUIDs" in ``slicer.dicomDatabase`` (ValueError when any is missing).
+    """
 
     made = []
 
-    def __init__(self, segmentationNode):
+    class EmptySegmentsFoundError(ValueError):
+        pass
+
+    class NoNonEmptySegmentsFoundError(ValueError):
+        pass
+
+    def __init__(self, segmentationNode, contentCreatorName=None):
         self.segmentationNode, self.cleaned, self.calls = segmentationNode, False, []
         self.made.append(self)
 
+    @staticmethod
+    def is_segment_empty(segment):
+        labelmap = segment.GetRepresentation(slicer.vtkSegmentationConverter.
+                                             GetSegmentationBinaryLabelmapRepresentationName())
+        scalars = labelmap.GetPointData().GetArray("ImageScalars")
+        return scalars is None or scalars.GetValueRange() == (0, 0)
+
     def export(self, outputDirectory, segFileName, metadata, segmentIDs=None, skipEmpty=False):
         segmentation = self.segmentationNode.GetSegmentation()
-        tags = [(segment_tag(segmentation.GetNthSegment(i), "DICOM.SegmentAlgorithmType"),
-                 segment_tag(segmentation.GetNthSegment(i), "DICOM.SegmentAlgorithmName"))
-                for i in range(segmentation.GetNumberOfSegments())]
+        segment_ids = segmentIDs or [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+        non_empty = [segment_id for segment_id in segment_ids
+                     if not self.is_segment_empty(segmentation.GetSegment(segment_id))]
+        if not skipEmpty and non_empty and len(non_empty) != len(segment_ids):
+            raise self.EmptySegmentsFoundError("Empty segments found in segmentation.")
+        if not non_empty:
+            raise self.NoNonEmptySegmentsFoundError("No non empty segments found.")
+        tags = []
+        for segment_id in non_empty:
+            segment = segmentation.GetSegment(segment_id)
+            algorithm_type = segment_tag(segment, "DICOM.SegmentAlgorithmType") or "MANUAL"
+            algorithm_name = segment_tag(segment, "DICOM.SegmentAlgorithmName")
+            if algorithm_type not in ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC"):
+                raise ValueError(f"Segment {segment.GetName()} has invalid attribute for SegmentAlgorithmType.")
+            if algorithm_type != "MANUAL" and not algorithm_name:
+                raise ValueError(f"Segment {segment.GetName()} has missing SegmentAlgorithmName")
+            tags.append((algorithm_type, algorithm_name))
+        volume = self.segmentationNode.GetNodeReference(self.segmentationNode.GetReferenceImageGeometryReferenceRole())
+        if not volume:
+            raise ValueError("Referenced volume is not found for the segmentation.")
+        uids = (volume.GetAttribute("DICOM.instanceUIDs") or "").split()
+        if not uids:
+            raise ValueError(f"VolumeNode {volume.GetName()} has no attribute DICOM.instanceUIDs")
+        if not all(slicer.dicomDatabase.fileForInstance(uid) for uid in uids):
+            raise ValueError("Referenced volume files were not found in the DICOM database")
         self.calls.append((metadata, skipEmpty, tags))
         shutil.copyfile(self.source, f"{outputDirectory}/{segFileName}")
 
@@ -131,8 +190,9 @@ class QuantitativeReportingExporter:
 
 
 def test_quantitative_reporting_exporter_is_used_when_installed(loaded_ct, tiny_model_path, tmp_path,
-                                                                 real_fixtures):
+                                                                 real_fixtures, monkeypatch):
     logic, volume, segmentation, labels, database, series = loaded_ct
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)  # where the exporter finds the CT
     QuantitativeReportingExporter.source = real_fixtures / "dcmqi-ct-3slice" / "liver_seg.dcm"
     QuantitativeReportingExporter.made = []
     exported = logic.exportToDicomDatabase(segmentation, volume, database, tiny_model_path,

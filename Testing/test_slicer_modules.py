@@ -7,6 +7,7 @@ Reload and Test calls ``<Module>Test()`` then ``runTest()``.
 """
 
 import importlib
+import os
 import runpy
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from LiverResUNetLib.errors import InputError
@@ -24,12 +26,22 @@ REFERENCE = REPO.parent / "shared" / "reference" / "slicer-5.12.3"
 
 def test_vendored_slicer_sources_are_slicer_5_12_3_verbatim():
     if not REFERENCE.is_dir():
-        pytest.skip(f"Slicer's sources are not beside the repo ({REFERENCE})")
+        reason = f"Slicer's sources are not beside the repo ({REFERENCE})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true requires them")
+        pytest.skip(reason)
     for path in (SLICER_SOURCES / "slicer").rglob("*.py"):
         original = REFERENCE / "Base" / "Python" / path.relative_to(SLICER_SOURCES)
         assert path.read_bytes() == original.read_bytes(), path
     assert (SLICER_SOURCES / "BUNDLED_PYTHON_PACKAGES.txt").read_bytes() == \
         (REFERENCE / "BUNDLED_PYTHON_PACKAGES.txt").read_bytes()
+
+
+def test_the_vendored_sources_check_fails_in_ci_without_slicers_sources(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "REFERENCE", tmp_path / "no-slicer-sources")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true requires them"):
+        test_vendored_slicer_sources_are_slicer_5_12_3_verbatim()
 
 
 @pytest.mark.parametrize("name", MODULE_FILES)
@@ -40,6 +52,10 @@ def test_module_loads_and_constructs_as_in_slicer(slicer_application, name):
     parent = ModuleParent(REPO / name / f"{name}.py")
     instance = getattr(module, name)(parent)
     assert parent.title and parent.categories == ["Segmentation"]
+    # Slicer shows the title as a QAction's text in the Modules menu (qSlicerAbstractModule::action), where "&"
+    # marks a keyboard mnemonic and is not shown, and as the module selector's QComboBox item (ctkMenuComboBox
+    # copies the action's text), where "&&" would show as typed: no escape reads right in both.
+    assert "&" not in parent.title
     assert "href=" in parent.helpText, "the help links to the documentation"
     assert parent.icon is not None, "Resources/Icons/<Module>.png is found"
     assert slicer.selfTests[name] == instance.runTest
@@ -59,11 +75,25 @@ def test_segment_module_logic_constructs_on_slicer_scene(slicer_application):
     assert slicer.mrmlScene.GetSingletonNode("LiverResUNet", "vtkMRMLScriptedModuleNode") is parameters.parameterNode
 
 
-def test_loading_the_segment_module_imports_no_heavy_package(slicer_application):
-    heavy = ("torch", "skimage", "matplotlib", "yaml")
-    before = {name for name in heavy if name in sys.modules}
-    importlib.import_module("LiverResUNet")
-    assert {name for name in heavy if name in sys.modules} == before
+LOAD_MODULE_IN_FRESH_PYTHON = """
+import importlib, sys
+import pytest
+from slicer_application import slicer_world
+
+with pytest.MonkeyPatch.context() as monkeypatch, slicer_world(monkeypatch):
+    importlib.import_module(sys.argv[1])
+    print(sorted(name for name in sys.argv[2:] if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("name", MODULE_FILES)
+def test_loading_a_module_imports_no_heavy_package(name):
+    """In a fresh Python (pytest's own process has long imported torch, yaml...), as Slicer does at startup."""
+    heavy = ("torch", "skimage", "matplotlib", "yaml", "psutil", "SimpleITK")
+    finished = subprocess.run([sys.executable, "-c", LOAD_MODULE_IN_FRESH_PYTHON, name, *heavy], cwd=REPO / "Testing",
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip().splitlines()[-1] == "[]"
 
 
 def run_trainer_in_slicer(monkeypatch, capsys, arguments):
@@ -155,15 +185,106 @@ def test_first_apply_installs_through_slicers_pip_ensure(slicer_application, mon
     assert "no-such-package-for-liverresunet" in asked[0]
 
 
+def test_install_command_installs_into_slicer_without_asking(slicer_application, monkeypatch, capsys, tmp_path):
+    """``Slicer --python-script LiverResUNetTrainer.py --ignore-rest install``: the module's own installation."""
+    import slicer
+    import slicer.packaging
+
+    module = importlib.import_module("LiverResUNet")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("no-such-package-for-liverresunet>=1.0\n")
+    monkeypatch.setattr(module, "REQUIREMENTS_FILE", requirements)
+    monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", lambda *args, **kwargs: pytest.fail("asked"))
+    installed = []
+    monkeypatch.setattr(slicer.packaging, "pip_install", lambda requirements, **kwargs: installed.append(requirements))
+    slicer_application.testing = False  # pip_ensure installs nothing in testing mode
+    error = run_trainer_in_slicer(monkeypatch, capsys, ["install"])
+    assert installed == [["no-such-package-for-liverresunet>=1.0"]]
+    assert slicer_application.exitCodes == [1], "the stand-in pip installed nothing: the package is still missing"
+    assert "still missing after the installation: no-such-package-for-liverresunet>=1.0" in error
+    slicer_application.exitCodes.clear()
+    monkeypatch.setattr(module, "missingPythonRequirements", lambda: [])
+    run_trainer_in_slicer(monkeypatch, capsys, ["install"])
+    assert slicer_application.exitCodes == [0]
+
+
+def test_install_command_in_plain_python_says_where_it_runs():
+    script = REPO / "LiverResUNetTrainer" / "LiverResUNetTrainer.py"
+    finished = subprocess.run([sys.executable, str(script), "install"], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 2 and "--ignore-rest install" in finished.stderr
+
+
+def test_the_widgets_setup_loads_the_ui_connects_it_and_binds_the_parameter_node(slicer_application, monkeypatch,
+                                                                                 tiny_model_path, tmp_path):
+    """The widget's real setup(): Slicer's loadUI of the real .ui (parsed into stand-ins of its classes), the
+    .ui's own connections, the module's connections, and parameterNodeWrapper's GUI binding both ways."""
+    import qt
+    import slicer
+
+    from python_launcher import write_launcher
+    from slicer_application import emit
+
+    module = importlib.import_module("LiverResUNet")
+    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(liverresunet=ModuleParent(
+        REPO / "LiverResUNet" / "LiverResUNet.py")), raising=False)
+    monkeypatch.setattr(slicer, "dicomDatabase", None, raising=False)  # the DICOM module has not opened one
+    monkeypatch.setattr(module, "pythonSlicerExecutable", lambda: str(write_launcher(tmp_path / "bin")))
+    volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    slicer.util.updateVolumeFromArray(volume, np.full((4, 16, 16), 40, dtype=np.int16))
+    widget = module.LiverResUNetWidget(slicer.qMRMLWidget())
+    widget.setup()
+    ui, parameters = widget.ui, widget._parameterNode
+
+    assert type(ui.applyButton) is qt.QPushButton and type(ui.inputVolumeSelector) is slicer.qMRMLNodeComboBox
+    assert {ui.inputVolumeSelector.mrmlScene(), ui.outputSegmentationSelector.mrmlScene()} == {slicer.mrmlScene}
+    assert [data for _, data in ui.deviceComboBox.items] == list(module.DEVICES)
+    assert ui.inputVolumeSelector.currentNode() is volume is parameters.inputVolume, "the first volume, shown"
+    assert ui.minTumorSizeSpinBox.value == 10.0 and ui.keepLargestLiverCheckBox.checked is True
+    assert not ui.applyButton.enabled, "no model file yet"
+
+    ui.modelPathLineEdit.currentPath = str(tiny_model_path)  # the user picks the model file
+    emit(ui.modelPathLineEdit, "currentPathChanged(QString)", str(tiny_model_path))
+    assert parameters.modelPath == tiny_model_path and ui.applyButton.enabled
+    assert ui.modelCardLabel.text.startswith("Untrained")
+    ui.keepLargestLiverCheckBox.checked = False
+    emit(ui.keepLargestLiverCheckBox, "stateChanged(int)", 0)
+    assert parameters.keepLargestLiver is False
+    parameters.minTumorMm3 = 25.0
+    assert ui.minTumorSizeSpinBox.value == 25.0, "a parameter set elsewhere shows in its widget"
+
+    ui.deviceComboBox.currentIndex = module.DEVICES.index("cpu")
+    emit(ui.applyButton, "clicked(bool)", False)
+    assert widget._run is not None and ui.cancelButton.enabled and not ui.inputsCollapsibleButton.enabled
+    emit(widget._runTimer, "timeout()")
+    emit(ui.cancelButton, "clicked(bool)", False)
+    assert widget._run is None and ui.statusLabel.text.startswith("Cancelled")
+
+    emit(ui.applyButton, "clicked(bool)", False)
+    for _ in range(6000):
+        if widget._run is None:
+            break
+        emit(widget._runTimer, "timeout()")
+        time.sleep(0.01)
+    result = parameters.outputSegmentation
+    assert result is not None and ui.outputSegmentationSelector.currentNode() is result
+    assert ui.resultsTableView.mrmlTableNode is widget.logic.resultsTable(result)
+    widget.cleanup()
+
+
 class WidgetStandIn:
     """A Qt widget of the .ui as the module's widget code uses it: enabled, text, value, toolTip, currentData."""
 
     def __init__(self):
         self.enabled, self.text, self.value, self.toolTip, self.currentData = True, "", 0, "", "cpu"
+        self.currentPath = ""
         self.tableNode = None
 
     def setMRMLTableNode(self, node):
         self.tableNode = node
+
+    def property(self, name):
+        """No dynamic property (SlicerParameterName): parameterNodeWrapper's connectGui binds nothing to it."""
+        return None
 
 
 @pytest.fixture
@@ -184,6 +305,7 @@ def segment_widget(slicer_application, monkeypatch, tiny_model_path, tmp_path):
     widget.ui = types.SimpleNamespace(**{element.get("name"): WidgetStandIn()
                                          for element in ElementTree.parse(ui_file).getroot().iter("widget")})
     widget.logic, widget._run, widget._runTimer = module.LiverResUNetLogic(), None, sys.modules["qt"].QTimer()
+    widget._parameterNodeGuiTag = None
     widget._parameterNode = widget.logic.getParameterNode()
     volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
     hu = np.full((6, 24, 28), -100, dtype=np.int16)
@@ -238,6 +360,46 @@ def test_apply_disables_the_panels_and_cancel_restores_everything(segment_widget
     assert widget.ui.resultsTableView.tableNode is widget.logic.resultsTable(result) is not None
     assert widget.ui.progressBar.value == 0 and all(getattr(widget.ui, name).enabled for name in PANELS)
     assert not widget.errors
+
+
+def test_leaving_and_reentering_the_module_during_a_run_still_selects_the_result(segment_widget):
+    """Slicer calls exit() when the user opens another module and enter() on return; a run goes on meanwhile."""
+    widget = segment_widget
+    widget.enter()
+    widget.onApplyButton()
+    widget.advanceRun()
+    widget.exit()
+    run_widget_to_end(widget)
+    assert not widget.errors and widget.ui.statusLabel.text.startswith("Done")
+    result = widget._parameterNode.outputSegmentation
+    assert result is not None and widget.logic.resultsTable(result) is not None
+    widget.enter()
+    assert widget._parameterNode.outputSegmentation is result
+    assert widget.ui.resultsTableView.tableNode is widget.logic.resultsTable(result)
+
+
+def test_the_self_tests_wait_for_a_run_times_out_and_cancel_leaves_no_trace(segment_widget, tmp_path):
+    """The self-test's loop over a run whose child hangs ends after its timeout; what a cancelled run left behind
+    is looked for in the scene's node ids, the child process and the temporary folder."""
+    import slicer
+
+    from LiverResUNetLib.scene.logic import SegmentationRun
+
+    module, parameters = sys.modules["LiverResUNet"], segment_widget._parameterNode
+    hung = tmp_path / "hung-python"
+    hung.write_text("#!/bin/sh\nsleep 600\n")
+    hung.chmod(0o755)
+    before = module.sceneNodeIds(slicer.mrmlScene)
+    run = SegmentationRun(segment_widget.logic, parameters.inputVolume, parameters.modelPath, "cpu", python=str(hung))
+    assert module.traceOfCancelledRun(run, slicer.mrmlScene, before) == [
+        "a running child process", f"the temporary folder {run.prediction.folder}"]
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not end within 1 s"):
+        module.runToEnd(run, timeoutSeconds=1)
+    assert time.monotonic() - started < 30
+    assert module.traceOfCancelledRun(run, slicer.mrmlScene, before) == []
+    slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode")
+    assert module.traceOfCancelledRun(run, slicer.mrmlScene, before) == ["nodes added to or removed from the scene"]
 
 
 def test_the_model_card_shows_before_pytorch_is_installed(segment_widget, tiny_model_path, tmp_path, monkeypatch):

@@ -107,7 +107,7 @@ def _code(highdicom: ModuleType, code: Code) -> Any:
     return highdicom.sr.CodedConcept(code.value, code.scheme, code.meaning)
 
 
-def _segment_descriptions(highdicom: ModuleType, card: dict[str, Any]) -> list[Any]:
+def _segment_descriptions(highdicom: ModuleType, card: dict[str, Any], edited: bool) -> list[Any]:
     algorithm = highdicom.AlgorithmIdentificationSequence(
         name=ALGORITHM_NAME, family=highdicom.sr.CodedConcept("123109", "DCM", "Artificial Intelligence"),
         version=f"{(card.get('software') or {}).get('liverresunet', __version__)} model {model_identity(card)}")
@@ -115,12 +115,13 @@ def _segment_descriptions(highdicom: ModuleType, card: dict[str, Any]) -> list[A
         segment_number=codes.label, segment_label=codes.name,
         segmented_property_category=_code(highdicom, codes.category),
         segmented_property_type=_code(highdicom, codes.type),
-        algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm,
+        algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if edited
+        else highdicom.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm,
         anatomic_regions=[_code(highdicom, codes.region)] if codes.region else None)
         for codes in SEGMENT_CODES]
 
 
-def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any]
+def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any], edited: bool = False
               ) -> tuple[Dataset, list[str]]:
     """The SEG dataset of ``labels`` (a 0/1/2 Volume on the grid of ``stack``) and notes on what was done.
 
@@ -129,6 +130,8 @@ def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str
         stack: the CT series' ``slice_stack.SliceStack`` (``dicom_series.read_series_headers``).
         series_uid: the CT series' UID as ``read_series_headers`` gives it (derived where the files lack it).
         card: the model card (algorithm name and version, model identity).
+        edited: a reader corrected the network's result: the segments are SEMIAUTOMATIC (still naming the
+            model as their algorithm), not AUTOMATIC.
 
     Raises:
         InputError: the label map is not on the series' grid, holds other values than 0/1/2, or highdicom
@@ -147,20 +150,21 @@ def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str
     seg = highdicom.seg.Segmentation(
         source_images=headers, pixel_array=np.asarray(labels.array, dtype=np.uint8),
         segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=_segment_descriptions(highdicom, card), series_instance_uid=generate_uid(),
+        segment_descriptions=_segment_descriptions(highdicom, card, edited), series_instance_uid=generate_uid(),
         series_number=(int(first.get("SeriesNumber") or 0) % 1000) + SEG_SERIES_NUMBER_OFFSET,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer="LiverResUNet",
         manufacturer_model_name="LiverResUNet 2D ResUNet", software_versions=__version__,
         device_serial_number=model_identity(card), content_label=CONTENT_LABEL,
-        content_description="Liver and liver tumor, automatic", omit_empty_frames=True)
+        content_description=f"Liver and liver tumor, {'corrected by a reader' if edited else 'automatic'}",
+        omit_empty_frames=True)
     seg.SeriesDescription = seg_series_description(card)
     return seg, notes
 
 
-def write_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any], path: str | Path
-              ) -> list[str]:
+def write_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any], path: str | Path,
+              edited: bool = False) -> list[str]:
     """Write :func:`build_seg`'s SEG to ``path`` in one atomic step; returns the notes on what was done."""
-    seg, notes = build_seg(labels, stack, series_uid, card)
+    seg, notes = build_seg(labels, stack, series_uid, card, edited)
     with atomic_path(path) as temporary:
         seg.save_as(str(temporary))
     return notes

@@ -19,6 +19,7 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 
+from LiverResUNetLib.inference.child_process import hidden_console_options, kill_process_tree
 from LiverResUNetLib.io.image_file import read_image, write_image
 from LiverResUNetLib.progress import read_progress_line
 
@@ -58,7 +59,8 @@ class BackgroundPrediction:
         self._lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         try:
-            write_image(volume, self.folder / "input.nrrd")
+            # Raw, not compressed: this runs on Slicer's GUI thread, and the child reads the file at once.
+            write_image(volume, self.folder / "input.nrrd", compress=False)
             command = [python or sys.executable, "-m", "LiverResUNetLib", "predict", "--model", str(model_path),
                        "--input", str(self.folder / "input.nrrd"), "--output", str(self.output),
                        "--device", device]
@@ -68,7 +70,7 @@ class BackgroundPrediction:
                 command += ["--batch-size", str(batch_size)]
             self.process = subprocess.Popen(command, cwd=PACKAGE_PARENT, env=env, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                                            errors="replace")
+                                            errors="replace", **hidden_console_options())
         except BaseException:
             shutil.rmtree(self.folder, ignore_errors=True)
             raise
@@ -108,10 +110,10 @@ class BackgroundPrediction:
         return read_image(self.output)
 
     def cancel(self) -> None:
-        """End the child now (if still running) and remove the temporary folder."""
+        """End the child and every process it started (PythonSlicer's real interpreter) now, if still running,
+        and remove the temporary folder."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            kill_process_tree(self.process)
         self.close()
 
     def close(self) -> None:

@@ -50,8 +50,9 @@ def read_image(path: str | os.PathLike) -> Volume:
                   {"source": str(path)})
 
 
-def write_image(volume: Volume, path: str | os.PathLike) -> Path:
-    """Write ``volume`` to ``path`` (format from the suffix), compressed, in one atomic step.
+def write_image(volume: Volume, path: str | os.PathLike, compress: bool = True) -> Path:
+    """Write ``volume`` to ``path`` (format from the suffix), compressed unless ``compress`` is False (a file
+    read back at once: compressing a whole CT takes seconds, writing it raw a tenth of one), in one atomic step.
 
     Boolean arrays are stored as uint8. The target is replaced only once the whole file is written.
     """
@@ -64,6 +65,6 @@ def write_image(volume: Volume, path: str | os.PathLike) -> Path:
     image.SetOrigin(volume.origin)
     image.SetDirection(tuple(float(v) for v in volume.direction.ravel()))
     with atomic_path(path) as temporary:
-        sitk.WriteImage(image, str(temporary), useCompression=True)
+        sitk.WriteImage(image, str(temporary), useCompression=compress)
     return path
 

@@ -112,6 +112,7 @@ def export_with_highdicom(segmentation_node: slicer.vtkMRMLSegmentationNode,
         segmentation_node: holds the segments "Liver" and "Liver tumor" (or segments of that terminology).
         volume_node: the CT as Slicer's DICOM module loaded it.
         card: the model card (the SEG's algorithm identification and series description).
+            The segments are SEMIAUTOMATIC once the result was edited (``node_attributes.is_unedited_result``).
         database: Slicer's ``ctkDICOMDatabase`` (``slicer.dicomDatabase``).
     """
     from LiverResUNetLib.dicomseg.writer import write_seg
@@ -124,7 +125,7 @@ def export_with_highdicom(segmentation_node: slicer.vtkMRMLSegmentationNode,
     labels = segmentation_to_labels(segmentation_node, grid)
     with tempfile.TemporaryDirectory(prefix="LiverResUNet-SEG-") as folder:
         path = Path(folder) / SEG_FILE_NAME
-        notes = write_seg(labels, stack, series_uid, card, path)
+        notes = write_seg(labels, stack, series_uid, card, path, edited=not is_unedited_result(segmentation_node))
         return DicomExport(_stored_series_uid(database, path), "highdicom", notes)
 
 

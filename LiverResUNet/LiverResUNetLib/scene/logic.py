@@ -9,6 +9,7 @@ edits it, the fingerprint no longer matches and a new run writes to a new node i
 
 from __future__ import annotations
 
+import functools
 import os
 import typing
 from collections.abc import Callable, Mapping
@@ -29,7 +30,9 @@ from LiverResUNetLib.scene.node_attributes import (
 )
 from LiverResUNetLib.scene.results_table import results_table
 from LiverResUNetLib.scene.segmentation_nodes import (
-    add_closed_surfaces,
+    SEGMENTS,
+    SegmentSpec,
+    add_closed_surface,
     content_fingerprint,
     labels_to_segmentation,
     segmentation_to_labels,
@@ -325,15 +328,16 @@ class ResultSteps:
         self._table: TableNode | None = None
         self.steps: list[tuple[float, str, Callable[[], None]]] = [
             (PREDICTION_END, "building the segments", self._buildSegments)]
-        if options.closedSurface:
-            self.steps.append((0.9, "computing the 3D surfaces", self._buildSurfaces))
+        if options.closedSurface:  # one step per segment: Cancel can act between them
+            self.steps += [(PREDICTION_END + 0.05 * (index + 1) / len(SEGMENTS), "computing the 3D surfaces",
+                            functools.partial(self._buildSurface, spec)) for index, spec in enumerate(SEGMENTS)]
         self.steps += [(0.95, "measuring", self._measure), (0.98, "adding the results to the scene", self._addToScene)]
 
     def _buildSegments(self) -> None:
         self._new = labels_to_segmentation(self.labels, closed_surface=False)
 
-    def _buildSurfaces(self) -> None:
-        add_closed_surfaces(self._new)
+    def _buildSurface(self, spec: SegmentSpec) -> None:
+        add_closed_surface(self._new, spec.segment_id)
 
     def _measure(self) -> None:
         from LiverResUNetLib.measurements import measure_liver

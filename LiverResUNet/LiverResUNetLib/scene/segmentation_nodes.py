@@ -74,7 +74,11 @@ def oriented_image(volume: Volume, array: np.ndarray | None = None) -> slicer.vt
     image.SetExtent(0, i - 1, 0, j - 1, 0, k - 1)
     image.SetImageToWorldMatrix(vtk_matrix(ijk_to_ras(volume)))
     if array is not None:
-        image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True))
+        scalars = numpy_support.numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True)
+        # vtkImageData's own name for its scalars: QuantitativeReporting's SEG exporter takes a labelmap without an
+        # "ImageScalars" array for an empty segment (and refuses to export a segmentation of only those).
+        scalars.SetName("ImageScalars")
+        image.GetPointData().SetScalars(scalars)
     return image
 
 
@@ -109,6 +113,24 @@ def add_closed_surfaces(segmentation_node: slicer.vtkMRMLSegmentationNode) -> No
     """Compute the 3D surfaces of a segmentation made by :func:`labels_to_segmentation`."""
     if not segmentation_node.GetSegmentation().CreateRepresentation(CLOSED_SURFACE):
         raise RuntimeError("the closed-surface representation could not be computed")
+
+
+def add_closed_surface(segmentation_node: slicer.vtkMRMLSegmentationNode, segment_id: str) -> None:
+    """Compute the 3D surface of one segment, the same one :func:`add_closed_surfaces` gives it.
+
+    So that a caller that must stay responsive (the module's Apply) can stop between segments: VTK keeps Python's
+    lock while it converts, so the conversion cannot move to a thread. The segment is converted on a copy in a
+    segmentation of its own (with the same conversion parameters) and the surface added to the original.
+    """
+    segmentation = segmentation_node.GetSegmentation()
+    single = slicer.vtkSegmentation()
+    single.SetSourceRepresentationName(segmentation.GetSourceRepresentationName())
+    single.CopyConversionParameters(segmentation)
+    single.CopySegmentFromSegmentation(segmentation, segment_id)
+    if not single.CreateRepresentation(CLOSED_SURFACE):
+        raise RuntimeError(f"the closed-surface representation of {segment_id} could not be computed")
+    surface = single.GetSegment(segment_id).GetRepresentation(CLOSED_SURFACE)
+    segmentation.GetSegment(segment_id).AddRepresentation(CLOSED_SURFACE, surface)
 
 
 def _terminology_codes(segment: slicer.vtkSegment) -> tuple[str, str]:

@@ -17,6 +17,7 @@ import torch
 
 from LiverResUNetLib.training.sampling import BalancedSliceSampler
 from LiverResUNetLib.training.slices import SliceSet
+from LiverResUNetLib.training.workers import loader_workers
 
 
 def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
@@ -64,6 +65,7 @@ class StepBatches(torch.utils.data.Dataset):
     def loader(self, keys: Sequence[tuple[int, int]], workers: int, pin_memory: bool = False
                ) -> torch.utils.data.DataLoader:
         """The batches of ``keys`` (``(epoch, step)`` pairs, in training order), made by ``workers`` processes
-        (0: in this process) up to two batches ahead of each."""
-        return torch.utils.data.DataLoader(self, batch_size=None, sampler=keys, num_workers=workers,
-                                           pin_memory=pin_memory, prefetch_factor=2 if workers else None)
+        (0: in this process) up to two batches ahead of each; inside Slicer too (``workers.loader_workers``)."""
+        options = loader_workers(workers)
+        return torch.utils.data.DataLoader(self, batch_size=None, sampler=keys, pin_memory=pin_memory,
+                                           prefetch_factor=2 if options["num_workers"] else None, **options)
