@@ -5,24 +5,7 @@ import pytest
 
 from LiverResUNetLib.lesion_review import SeedOutsideLiver, grow_lesion, lesion_map, reject_lesion, review_summary
 from LiverResUNetLib.measurements import measure_liver
-from LiverResUNetLib.volume import Volume
-
-SPACING = (0.8, 0.8, 2.0)  # (di, dj, dk) mm
-ORIGIN = (-40.0, -30.0, 10.0)
-
-
-def phantom() -> tuple[Volume, Volume]:
-    """A CT (liver 60 HU, two hypodense lesions at 10 HU, one unlabelled at 0 HU) and its label map."""
-    hu = np.full((12, 60, 80), -900.0, np.float32)
-    labels = np.zeros(hu.shape, np.uint8)
-    hu[1:11, 5:55, 5:75] = 60.0
-    labels[1:11, 5:55, 5:75] = 1
-    hu[3:7, 10:20, 10:22] = 10.0  # 4 x 10 x 12 = 480 voxels: lesion 1
-    labels[3:7, 10:20, 10:22] = 2
-    hu[8, 40:42, 60:62] = 10.0  # 4 voxels: lesion 2 (a small false positive)
-    labels[8, 40:42, 60:62] = 2
-    hu[4:8, 30:38, 30:40] = 0.0  # 4 x 8 x 10 = 320 voxels: the lesion the model missed
-    return Volume(hu, SPACING, ORIGIN), Volume(labels, SPACING, ORIGIN)
+from review_phantom import MISSED_LESION_SEED_KJI, phantom
 
 
 def test_lesion_map_numbers_lesions_as_the_results_table_does() -> None:
@@ -74,7 +57,7 @@ def test_reject_of_a_lesion_that_does_not_exist_says_so() -> None:
 
 def test_grow_from_one_seed_finds_the_missed_lesion_and_nothing_around_it() -> None:
     ct, labels = phantom()
-    grown = grow_lesion(ct, labels, (6, 34, 35))
+    grown = grow_lesion(ct, labels, MISSED_LESION_SEED_KJI)
     added = (grown.array == 2) & (labels.array != 2)
     expected = np.zeros(labels.shape, bool)
     expected[4:8, 30:38, 30:40] = True

@@ -63,9 +63,10 @@ def lesion_map(labels: Volume) -> np.ndarray:
     return numbered
 
 
-def _lps_to_kji(labels: Volume, point_lps: Sequence[float]) -> tuple[int, int, int]:
-    ijk = np.linalg.solve(labels.ijk_to_lps(), np.append(np.asarray(point_lps, dtype=float), 1.0))[:3]
-    k, j, i = (int(np.clip(round(float(c)), 0, size - 1)) for c, size in zip(ijk[::-1], labels.shape))
+def voxel_at_lps(volume: Volume, point_lps: Sequence[float]) -> tuple[int, int, int]:
+    """The voxel ``[k, j, i]`` of ``volume`` nearest to an LPS point (clipped to the grid): where a click lands."""
+    ijk = np.linalg.solve(volume.ijk_to_lps(), np.append(np.asarray(point_lps, dtype=float), 1.0))[:3]
+    k, j, i = (int(np.clip(round(float(c)), 0, size - 1)) for c, size in zip(ijk[::-1], volume.shape))
     return k, j, i
 
 
@@ -75,7 +76,7 @@ def review_summary(labels: Volume) -> ReviewSummary:
     lesions = tuple(Lesion(number=row["lesion"], volume_ml=row["volume_ml"],
                            longest_axial_diameter_mm=row["longest_axial_diameter_mm"],
                            centroid_lps=tuple(row["centroid_lps"]),
-                           centroid_kji=_lps_to_kji(labels, row["centroid_lps"]))
+                           centroid_kji=voxel_at_lps(labels, row["centroid_lps"]))
                     for row in measured["lesions"])
     return ReviewSummary(measured["liver_volume_ml"], measured["tumor_count"], measured["tumor_volume_ml"],
                          measured["tumor_burden_percent"], lesions)

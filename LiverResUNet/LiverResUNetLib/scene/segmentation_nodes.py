@@ -17,7 +17,7 @@ from vtk.util import numpy_support
 from LiverResUNetLib.dicomseg.codes import segment_role
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, vtk_matrix
-from LiverResUNetLib.volume import LIVER, TUMOR
+from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 BINARY_LABELMAP = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
 CLOSED_SURFACE = slicer.vtkSegmentationConverter.GetSegmentationClosedSurfaceRepresentationName()
@@ -146,6 +146,12 @@ def _merged_labelmap(segmentation_node, segment_ids, label_values, geometry=None
         raise input_error(segmentation_node.GetName(), "its segments could not be exported to a label map")
     i, j, k = merged.GetDimensions()
     return numpy_support.vtk_to_numpy(merged.GetPointData().GetScalars()).reshape(k, j, i)
+
+
+def segment_mask(segmentation_node: slicer.vtkMRMLSegmentationNode, segment_id: str,
+                 reference: Volume) -> np.ndarray:
+    """One segment's voxels as a boolean array ``[k, j, i]`` on ``reference``'s grid (a copy)."""
+    return _merged_labelmap(segmentation_node, [segment_id], [1], oriented_image(reference)) > 0
 
 
 def segmentation_to_labels(segmentation_node, reference):
