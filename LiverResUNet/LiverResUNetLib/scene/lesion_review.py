@@ -24,24 +24,16 @@ from LiverResUNetLib.scene.volume_nodes import LPS_TO_RAS, node_to_volume
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 
-def _to_world(node: slicer.vtkMRMLTransformableNode, point: tuple[float, float, float]) -> tuple[float, ...]:
-    """A point in ``node``'s own coordinates in world RAS (the views' coordinates), through its parent transforms."""
+def _through_parents(node: slicer.vtkMRMLTransformableNode, point: tuple[float, ...],
+                     to_world: bool) -> tuple[float, ...]:
+    """A point in ``node``'s own coordinates in world RAS (the views' coordinates) through its parent transforms,
+    or back (``to_world=False``)."""
     parent = node.GetParentTransformNode()
     if parent is None:
         return tuple(point)
-    to_world = vtk.vtkGeneralTransform()
-    parent.GetTransformToWorld(to_world)
-    return tuple(to_world.TransformPoint(point))
-
-
-def _from_world(node: slicer.vtkMRMLTransformableNode, point: tuple[float, float, float]) -> tuple[float, ...]:
-    """A world RAS point in ``node``'s own coordinates (the inverse of :func:`_to_world`)."""
-    parent = node.GetParentTransformNode()
-    if parent is None:
-        return tuple(point)
-    from_world = vtk.vtkGeneralTransform()
-    parent.GetTransformFromWorld(from_world)
-    return tuple(from_world.TransformPoint(point))
+    transform = vtk.vtkGeneralTransform()
+    (parent.GetTransformToWorld if to_world else parent.GetTransformFromWorld)(transform)
+    return tuple(transform.TransformPoint(point))
 
 
 class LesionReviewLogic:
@@ -58,7 +50,7 @@ class LesionReviewLogic:
         if lesion is None:
             return None
         number, centre = lesion
-        r, a, s = _to_world(segmentationNode, centre)
+        r, a, s = _through_parents(segmentationNode, centre, to_world=True)
         slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, r, a, s, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
         return number
 
@@ -80,7 +72,7 @@ class LesionReviewLogic:
         """
         ct = node_to_volume(inputVolume)
         before = segmentation_to_labels(segmentationNode, ct)
-        pointLps = LPS_TO_RAS[:3, :3] @ np.asarray(_from_world(inputVolume, pointRas))
+        pointLps = LPS_TO_RAS[:3, :3] @ np.asarray(_through_parents(inputVolume, pointRas, to_world=False))
         after = grow_lesion(ct, before, voxel_at_lps(ct, pointLps))
         self._apply(segmentationNode, inputVolume, before, after)
         return after
