@@ -36,6 +36,23 @@ def _through_parents(node: slicer.vtkMRMLTransformableNode, point: tuple[float, 
     return tuple(transform.TransformPoint(point))
 
 
+def write_label_changes(segmentation_node: slicer.vtkMRMLSegmentationNode, before: Volume, after: Volume) -> None:
+    """Write the voxels where label Volume ``after`` differs from ``before`` (what the node holds now) into the
+    node's liver and tumor segments, through the Segmentations logic as the Segment Editor does."""
+    changed = before.array != after.array
+    if not changed.any():
+        return
+    liver_ids, tumor_ids = segment_roles(segmentation_node)
+    for ids, label in ((liver_ids, LIVER), (tumor_ids, TUMOR)):
+        for position, segment_id in enumerate(ids):
+            mask = segment_mask(segmentation_node, segment_id, before)
+            # The first segment of a role takes the role's new voxels; any other one loses the changed voxels.
+            mask[changed] = (after.array[changed] == label) if position == 0 else 0
+            slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+                oriented_image(before, mask.astype(np.uint8)), segmentation_node, segment_id,
+                slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+
+
 class LesionReviewLogic:
     """The results table's lesion rows made actionable, on an explicit scene (``slicer.mrmlScene`` in Slicer)."""
 
@@ -79,18 +96,7 @@ class LesionReviewLogic:
 
     def _apply(self, segmentationNode: slicer.vtkMRMLSegmentationNode, inputVolume: slicer.vtkMRMLScalarVolumeNode,
                before: Volume, after: Volume) -> None:
-        """Write the voxels where ``after`` differs from ``before`` into the liver and tumor segments, then
-        replace the results table."""
-        changed = before.array != after.array
-        liverIds, tumorIds = segment_roles(segmentationNode)
-        for ids, label in ((liverIds, LIVER), (tumorIds, TUMOR)):
-            for position, segmentId in enumerate(ids):
-                mask = segment_mask(segmentationNode, segmentId, before)
-                # The first segment of a role takes the role's new voxels; any other one loses the changed voxels.
-                mask[changed] = (after.array[changed] == label) if position == 0 else 0
-                slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-                    oriented_image(before, mask.astype(np.uint8)), segmentationNode, segmentId,
-                    slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+        write_label_changes(segmentationNode, before, after)
         self.replaceResultsTable(segmentationNode, inputVolume, after)
 
     def replaceResultsTable(self, segmentationNode: slicer.vtkMRMLSegmentationNode,
