@@ -1,4 +1,4 @@
-"""One command line for the headless work: ``phantom``, ``prepare``, ``train``, ``evaluate``, ``segment``, ``predict``.
+"""One command line: ``phantom``, ``prepare``, ``train``, ``evaluate``, ``segment``, ``predict``, ``review``.
 
 The same arguments work as ``python -m LiverResUNetLib ...`` and under
 ``Slicer --no-main-window --python-script LiverResUNetTrainer/LiverResUNetTrainer.py ...``.
@@ -26,6 +26,8 @@ COMMANDS = {
                 "segment CT series or images into .seg.nrrd / label maps, with a results table"),
     "predict": ("LiverResUNetLib.inference.command",
                 "label one CT image file (no MRML): the network's part of the Slicer module's Apply"),
+    "review": ("LiverResUNetLib.app.review.command",
+               "review and correct a segmentation lesion by lesion in the browser (trame-slicer)"),
 }
 
 

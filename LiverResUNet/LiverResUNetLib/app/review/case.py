@@ -78,7 +78,8 @@ def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolu
     return node
 
 
-def _read_seg_nrrd(path: Path, ct: Volume) -> Volume:
+def read_seg_nrrd(path: Path, ct: Volume) -> Volume:
+    """The label Volume of a .seg.nrrd file on ``ct``'s grid."""
     storage = slicer.vtkMRMLSegmentationStorageNode()
     storage.SetFileName(str(path))
     node = slicer.vtkMRMLSegmentationNode()
@@ -97,7 +98,7 @@ def read_labels(path: Path, ct_node: slicer.vtkMRMLScalarVolumeNode) -> Volume:
         raise input_error(path, "does not exist")
     name = path.name.lower()
     if name.endswith(".seg.nrrd"):
-        return _read_seg_nrrd(path, ct)
+        return read_seg_nrrd(path, ct)
     if name.endswith(".dcm"):
         return SegmentLiverLogic.dicomSegLabels(str(path), ct_node)
     labels = read_image(path)
