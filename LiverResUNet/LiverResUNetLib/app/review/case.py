@@ -140,6 +140,7 @@ class ReviewCase:
     def __post_init__(self) -> None:
         self.labels = self.original.with_array(self.original.array.copy())
         self.ct = node_to_volume(self.ct_node)
+        self._original_lesions = lesion_map(self.original)  # the model's lesions, for each row's state
 
     @classmethod
     def open(cls, scene: slicer.vtkMRMLScene, ct_path: Path, segmentation_path: Path | None, output: Path,
@@ -163,7 +164,7 @@ class ReviewCase:
             made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False))
             labels = segmentation_to_labels(made, node_to_volume(ct_node))
             scene.RemoveNode(made)
-        node = labels_to_segmentation(labels)
+        node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet
         node.SetName(scene.GenerateUniqueName(f"{ct_node.GetName()} liver segmentation"))
         scene.AddNode(node)
         node.CreateDefaultDisplayNodes()
@@ -180,7 +181,7 @@ class ReviewCase:
     def lesion_rows(self) -> list[LesionRow]:
         """The lesion list, largest first, with each lesion's state: found by the model and untouched, edited,
         or added by the reviewer."""
-        numbered, original = lesion_map(self.labels), lesion_map(self.original)
+        numbered, original = lesion_map(self.labels), self._original_lesions
         rows = []
         for lesion in self.summary().lesions:
             inside = numbered == lesion.number

@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.app.review.case import ReviewCase
 
     slicer_app = new_slicer_app()
+    page = ReviewPage(slicer_app)
     case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model)
     args.output.mkdir(parents=True, exist_ok=True)
-    page = ReviewPage(slicer_app)
     page.show(case)
     port = args.port or free_port(args.host)
     token = secrets.token_urlsafe(24)

@@ -21,6 +21,7 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+from vtkmodules.vtkCommonCore import vtkObject
 
 from LiverResUNetLib.app.review.case import ReviewCase
 from LiverResUNetLib.lesion_review import SeedOutsideLiver
@@ -66,16 +67,23 @@ class ReviewPage:
     """Binds a case to the page's state and controls; each edit refreshes the list and the summary."""
 
     def __init__(self, slicer_app: SlicerApp, server: Server | None = None) -> None:
-        """The page and its views (axial, coronal, sagittal, 3D) in ``slicer_app``'s scene."""
+        """The page and its views (axial, coronal, sagittal, 3D) in ``slicer_app``'s scene, before any data."""
         self.app = slicer_app
         self.server = server or get_server(client_type="vue3")
         self.state, self.ctrl = self.server.state, self.server.controller
         self._mode = "view"
         register_rca_factories(self.app.view_manager, self.server)
         self.layout_manager = LayoutManager(self.app.scene, self.app.view_manager, self.server)
-        self.layout_manager.register_layout(LAYOUT_ID, review_layout())
-        self._build_ui()
-        self.layout_manager.set_layout(LAYOUT_ID)
+        # The views render synchronously while they are built: build them before the CT is in the scene (seconds
+        # on a 512 x 512 x 129 CT otherwise). Their slice views observe an event VTK 9.6 deprecates (a warning
+        # per view, on every start): warnings are off meanwhile.
+        vtkObject.GlobalWarningDisplayOff()
+        try:
+            self.layout_manager.register_layout(LAYOUT_ID, review_layout())
+            self._build_ui()
+            self.layout_manager.set_layout(LAYOUT_ID)
+        finally:
+            vtkObject.GlobalWarningDisplayOn()
 
     def show(self, case: ReviewCase) -> None:
         """Review ``case`` (loaded into this page's scene) on the page."""
@@ -93,14 +101,10 @@ class ReviewPage:
         self.set_window(name)
         editor = app.segmentation_editor
         editor.set_active_segmentation(case.segmentation_node, case.ct_node)
-        editor.show_3d(True)
-        display = case.segmentation_node.GetDisplayNode()
-        display.SetVisibility3D(True)
-        display.SetPreferredDisplayRepresentationName3D("Closed surface")
         editor.set_active_segment_id(TUMOR_SEGMENT.segment_id)
         editor.segmentation_modified.connect(self._on_segmentation_modified)
         for view in app.view_manager.get_slice_views():
-            view.set_visible_in_3d(False)  # the 3D view shows the liver and its lesions, unobstructed
+            view.set_visible_in_3d(True)
             view.interactor().AddObserver("LeftButtonPressEvent", self._on_left_button, 10.0)
         app.display_manager.reset_views()
         self.ctrl.on_client_connected.add(self.frame_3d)
