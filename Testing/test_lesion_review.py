@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from LiverResUNetLib.lesion_review import SeedOutsideLiver, grow_lesion, lesion_map, reject_lesion, review_summary
+from LiverResUNetLib.lesion_review import (
+    NoLesionAtSeed,
+    SeedOutsideLiver,
+    grow_lesion,
+    lesion_map,
+    reject_lesion,
+    review_summary,
+)
 from LiverResUNetLib.measurements import measure_liver
 from review_phantom import MISSED_LESION_SEED_KJI, phantom
 
@@ -68,13 +75,22 @@ def test_grow_from_one_seed_finds_the_missed_lesion_and_nothing_around_it() -> N
 
 def test_grow_stays_inside_the_liver_and_the_radius() -> None:
     ct, labels = phantom()
-    # A seed on healthy liver: every liver voxel has the seed's HU, so only the radius bounds the lesion.
-    grown = grow_lesion(ct, labels, (5, 45, 40), max_radius_mm=6.0)
+    hu = ct.array.copy()
+    hu[1:11, 25:55, 30:75] = 0.0  # a large lesion the label map lacks, reaching the liver's edge
+    grown = grow_lesion(ct.with_array(hu), labels, (5, 45, 50), max_radius_mm=6.0)
     added = np.argwhere((grown.array == 2) & (labels.array != 2))
     assert len(added) > 0
-    offsets_mm = (added - [5, 45, 40]) * [2.0, 0.8, 0.8]
+    offsets_mm = (added - [5, 45, 50]) * [2.0, 0.8, 0.8]
     assert np.sqrt((offsets_mm ** 2).sum(axis=1)).max() <= 6.0
     assert np.all(labels.array[tuple(added.T)] == 1)
+    whole = grow_lesion(ct.with_array(hu), labels, (5, 45, 50), max_radius_mm=200.0)
+    assert np.array_equal((whole.array == 2) & (labels.array != 2) & (labels.array == 0), np.zeros(hu.shape, bool))
+
+
+def test_a_click_on_healthy_liver_grows_nothing() -> None:
+    ct, labels = phantom()
+    with pytest.raises(NoLesionAtSeed, match="within 15 HU of the liver around it"):
+        grow_lesion(ct, labels, (5, 45, 40))
 
 
 def test_a_seed_outside_the_liver_is_refused() -> None:

@@ -142,6 +142,11 @@ def test_review_a_case_in_the_browser_and_resume_after_a_crash(chromium, case_fi
         assert stroke_slices == {lesions[1].centroid_kji[0]}, "the stroke is on the axial slice the view shows"
         assert np.array_equal(saved[~(lesion_2 | stroke)], original.array[~(lesion_2 | stroke)]), "nothing else"
 
+        page.click("[data-testid=add]")  # one click at the view's centre: where lesion 2 was, healthy liver in this CT
+        box = axial(page).bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        wait_message(page, "of the liver around it")  # the seed was found on the liver, and refused as no lesion
+
         page.click("[data-testid=lesion-1]")
         page.keyboard.press("r")  # reject lesion 1 by its shortcut; then the server dies before any Save
         wait_message(page, "reject lesion 1: done")

@@ -21,8 +21,10 @@ from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR, Volume
 # A hypodense metastasis differs from the liver around it by tens of HU; a seed's lesion is the voxels within
 # this many HU of the seed's neighbourhood mean.
 DEFAULT_TOLERANCE_HU = 40.0
-# A grown lesion never extends farther than this from its seed, so a seed on healthy liver cannot flood the organ.
+# A grown lesion never extends farther than this from its seed.
 DEFAULT_MAX_RADIUS_MM = 40.0
+# A seed whose neighbourhood is within this many HU of the liver's median is on liver, not on a lesion.
+MIN_CONTRAST_HU = 15.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class ReviewSummary:
 
 class SeedOutsideLiver(ValueError):
     """A lesion can only be grown from a click inside the liver (the label map's labels 1 or 2)."""
+
+
+class NoLesionAtSeed(ValueError):
+    """The click is on tissue that looks like the rest of the liver: there is no lesion to grow there."""
 
 
 def lesion_map(labels: Volume) -> np.ndarray:
@@ -107,8 +113,13 @@ def grow_lesion(ct: Volume, labels: Volume, seed_kji: Sequence[int],
     """``labels`` with a new lesion grown from one click at voxel ``seed_kji`` of ``ct`` (same grid).
 
     The lesion is the connected set of liver voxels within ``tolerance_hu`` of the mean HU of the seed's
-    3x3x3 neighbourhood (liver voxels only) and within ``max_radius_mm`` of the seed, its holes filled. It joins
-    label 2 (merging with a lesion it touches) and stays editable like any other tumor voxel.
+    3x3x3 neighbourhood (liver voxels only), closer to that mean than to the median HU of the liver's tissue
+    (label 1), and within ``max_radius_mm`` of the seed; its holes are filled. It joins label 2 (merging with a
+    lesion it touches) and stays editable like any other tumor voxel.
+
+    Raises:
+        SeedOutsideLiver: the seed is not on the liver.
+        NoLesionAtSeed: the seed's HU is within ``MIN_CONTRAST_HU`` of the liver's median (healthy liver).
     """
     if not ct.same_grid(labels):
         raise ValueError("the CT and the segmentation are not on the same voxel grid")
@@ -124,10 +135,17 @@ def grow_lesion(ct: Volume, labels: Volume, seed_kji: Sequence[int],
     hu = np.asarray(ct.array, dtype=np.float32)[box]
     around = tuple(slice(max(0, c - 1), c + 2) for c in local_seed)
     reference = float(hu[around][liver[around]].mean())
+    organ = array == LIVER  # the whole organ's tissue: around a large lesion, the box holds mostly lesion
+    liver_hu = float(np.median(np.asarray(ct.array)[organ])) if organ.any() else reference
+    if abs(reference - liver_hu) < MIN_CONTRAST_HU:
+        raise NoLesionAtSeed(f"the seed's {reference:.0f} HU is within {MIN_CONTRAST_HU:.0f} HU of the liver around "
+                             f"it ({liver_hu:.0f} HU): click inside the lesion")
     steps = np.asarray(labels.spacing[::-1], dtype=float)
     grids = np.ogrid[tuple(slice(0, n) for n in liver.shape)]
     distance_sq = sum(((grid - c) * step) ** 2 for grid, c, step in zip(grids, local_seed, steps))
-    candidate = liver & (np.abs(hu - reference) <= tolerance_hu) & (distance_sq <= max_radius_mm ** 2)
+    distance_hu = np.abs(hu - reference)
+    candidate = (liver & (distance_hu <= tolerance_hu) & (distance_hu < np.abs(hu - liver_hu))
+                 & (distance_sq <= max_radius_mm ** 2))
     candidate[local_seed] = True  # the clicked voxel belongs to the lesion even when it is an outlier itself
     components, _ = label_components(candidate)
     grown = ndimage.binary_fill_holes(components == components[local_seed]) & liver
