@@ -74,16 +74,22 @@ def measure(slices: int) -> dict:
             page.click("[data-testid=paint]")
             box = page.locator("[data-testid=views] img").first.bounding_box()
             x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            # The picture before the stroke is taken with the brush outline where the stroke will end; once the
+            # stroke's outline (paint feedback) is gone, a picture that differs from both shows painted voxels.
+            page.mouse.move(x + 40, y)
+            time.sleep(1.5)
+            unpainted = page.evaluate(VIEW_PICTURE_JS)
             page.mouse.move(x, y)
+            time.sleep(0.5)
             page.mouse.down()
             for step in range(1, 11):
                 page.mouse.move(x + 4 * step, y)
-            time.sleep(1.5)  # the brush outline has been drawn where the mouse rests: only the paint changes it now
-            before = page.evaluate(VIEW_PICTURE_JS)
+            time.sleep(1.5)
+            held = page.evaluate(VIEW_PICTURE_JS)
             edits = page.inner_text("[data-testid=message]")
             page.mouse.up()
             released = time.monotonic()
-            wait_for(page, lambda: page.evaluate(VIEW_PICTURE_JS) not in (None, before))
+            wait_for(page, lambda: page.evaluate(VIEW_PICTURE_JS) not in (None, unpainted, held))
             paint_view_s = time.monotonic() - released
             wait_for(page, lambda: page.inner_text("[data-testid=message]") not in (edits, ""))
             paint_page_s = time.monotonic() - released

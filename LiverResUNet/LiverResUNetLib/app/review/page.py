@@ -8,6 +8,7 @@ Keyboard: n / p next / previous lesion, r reject, a add lesion, ctrl+z undo, ctr
 Only this module (and command.py, lazily) imports trame.
 """
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from LiverResUNetLib.scene.segmentation_nodes import LIVER_SEGMENT, TUMOR_SEGMEN
 WINDOW_PRESETS = (("Liver", 150.0, 90.0), ("Abdomen", 400.0, 50.0), ("Bone", 1800.0, 400.0),
                   ("Lung", 1500.0, -600.0))
 LAYOUT_ID = "review"
+STROKE_READ_DELAY_S = 0.1
 KEYS_SCRIPT = """
 document.addEventListener('keydown', (event) => {
   const tag = (event.target && event.target.tagName) || '';
@@ -147,17 +149,25 @@ class ReviewPage:
     _writing = False
 
     def _on_segmentation_modified(self, *_: Any) -> None:
-        """A paint or erase stroke ended (the segment editor applies a stroke at mouse-up)."""
+        """A paint or erase stroke ended (the segment editor applies a stroke at mouse-up). Its voxels are taken
+        back a moment later, so that the views' render of the stroke reaches the browser first."""
         if self._writing or self._mode not in ("paint", "erase"):
             return
+        try:
+            asyncio.get_running_loop().call_later(STROKE_READ_DELAY_S, self._take_stroke)
+        except RuntimeError:  # no event loop (the page driven without its server)
+            self._take_stroke()
+
+    def _take_stroke(self) -> None:
         try:
             self._writing = True
             edit = self.case.stroke_finished(erased_tumor=self._mode == "erase")
         finally:
             self._writing = False
         if edit is not None:  # the editor signals more than once per stroke; the first one carries it
-            self.state.message = f"{self._mode}: done"
-            self.refresh()
+            with self.state:  # outside a request: send the changed state to the browser at the end
+                self.state.message = f"{self._mode}: done"
+                self.refresh()
 
     def _on_left_button(self, interactor: Any, _event: str) -> None:
         """In Add lesion mode, the click in a slice view is the seed (world RAS under the mouse)."""
