@@ -128,3 +128,13 @@ def test_bad_inputs_are_refused_before_anything_is_shown(tmp_path: Path) -> None
         ReviewCase.open(scene, ct_path, wrong, tmp_path / "out")
     with pytest.raises(InputError, match="give --segmentation, or --model"):
         ReviewCase.open(scene, ct_path, None, tmp_path / "out")
+
+
+def test_without_a_segmentation_the_model_segments_the_ct_first(tmp_path: Path, tiny_model_path: Path) -> None:
+    ct_path, _ = write_inputs(tmp_path)
+    reported: list[str] = []
+    case = ReviewCase.open(slicer.vtkMRMLScene(), ct_path, None, tmp_path / "out", tiny_model_path,
+                           progress=lambda fraction, message: reported.append(message))
+    assert case.labels.shape == phantom()[0].shape and set(np.unique(case.labels.array)) <= {0, 1, 2}
+    assert np.array_equal(node_labels(case), case.labels.array) and reported[-1] == "done"
+    assert case.scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1

@@ -11,7 +11,7 @@ a restart on the same inputs offers it back.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,8 +144,10 @@ class ReviewCase:
 
     @classmethod
     def open(cls, scene: slicer.vtkMRMLScene, ct_path: Path, segmentation_path: Path | None, output: Path,
-             model: Path | None = None) -> "ReviewCase":
-        """Load the CT and its segmentation (or segment it with ``model`` first) into ``scene``.
+             model: Path | None = None,
+             progress: Callable[[float, str], None] | None = None) -> "ReviewCase":
+        """Load the CT and its segmentation (or segment it with ``model`` first, reporting to ``progress``) into
+        ``scene``.
 
         Raises:
             InputError: a missing or unreadable input, a segmentation not on the CT's grid, neither a segmentation
@@ -161,7 +163,8 @@ class ReviewCase:
         else:
             from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
 
-            made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False))
+            made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False),
+                                                    progress=progress)
             labels = segmentation_to_labels(made, node_to_volume(ct_node))
             scene.RemoveNode(made)
         node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet

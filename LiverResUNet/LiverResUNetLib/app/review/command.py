@@ -64,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
         raise input_error("review", f"the browser review needs trame-slicer ({error.name} is missing): "
                                     "use the review environment, scripts/review_env.sh") from error
     from LiverResUNetLib.app.review.case import ReviewCase
+    from LiverResUNetLib.cli import print_progress
 
     slicer_app = new_slicer_app()
     page = ReviewPage(slicer_app)
-    case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model)
+    case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
+                           progress=print_progress)
     args.output.mkdir(parents=True, exist_ok=True)
     page.show(case)
     port = args.port or free_port(args.host)

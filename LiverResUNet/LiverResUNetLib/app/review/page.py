@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import slicer
+import vtk
 from trame.app import get_server
 from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import client, html
@@ -22,7 +23,6 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
-from vtkmodules.vtkCommonCore import vtkObject
 
 from LiverResUNetLib.app.review.case import ReviewCase
 from LiverResUNetLib.lesion_review import SeedOutsideLiver
@@ -79,13 +79,13 @@ class ReviewPage:
         # The views render synchronously while they are built: build them before the CT is in the scene (seconds
         # on a 512 x 512 x 129 CT otherwise). Their slice views observe an event VTK 9.6 deprecates (a warning
         # per view, on every start): warnings are off meanwhile.
-        vtkObject.GlobalWarningDisplayOff()
+        vtk.vtkObject.GlobalWarningDisplayOff()
         try:
             self.layout_manager.register_layout(LAYOUT_ID, review_layout())
             self._build_ui()
             self.layout_manager.set_layout(LAYOUT_ID)
         finally:
-            vtkObject.GlobalWarningDisplayOn()
+            vtk.vtkObject.GlobalWarningDisplayOn()
 
     def show(self, case: ReviewCase) -> None:
         """Review ``case`` (loaded into this page's scene) on the page."""
