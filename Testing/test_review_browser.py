@@ -27,6 +27,7 @@ if os.environ.get("LIVERRESUNET_REVIEW_PASS") != "1":
     pytest.skip("the browser review runs in scripts/test.sh's third pass (.venv-review)", allow_module_level=True)
 
 from LiverResUNetLib.app.review.case import RECOVERY_NAME, SEGMENTATION_NAME, read_seg_nrrd  # noqa: E402
+from LiverResUNetLib.datasets.cases import discover_cases  # noqa: E402
 from LiverResUNetLib.io.dicom_series import find_series, read_series  # noqa: E402
 from LiverResUNetLib.lesion_review import lesion_map, review_summary  # noqa: E402
 from LiverResUNetLib.scene.volume_nodes import lps_to_ras  # noqa: E402
@@ -158,7 +159,8 @@ def test_review_a_case_in_the_browser_and_resume_after_a_crash(chromium, case_fi
         server.stop()
 
     assert np.array_equal(saved_labels(output), saved), "the last Save's file is whole and unchanged"
-    server = start_review(*arguments, log=tmp_path / "review.log")
+    dataset = tmp_path / "dataset"
+    server = start_review(*arguments, "--dataset", dataset, "--case-id", "fixture.1", log=tmp_path / "review.log")
     context = launch_chromium(chromium, tmp_path / "profile-2")
     try:
         page = open_page(context, server)
@@ -168,6 +170,10 @@ def test_review_a_case_in_the_browser_and_resume_after_a_crash(chromium, case_fi
         page.click("[data-testid=save]")
         wait_message(page, "saved")
         assert np.array_equal(saved_labels(output), recovered), "the recovery file restored every edit"
+        page.click("[data-testid=training-case]")
+        wait_message(page, "saved as training case fixture.1")
+        [training_case] = discover_cases(dataset)
+        assert np.array_equal(training_case.load().label.array, recovered)
     finally:
         context.close()
         server.stop()

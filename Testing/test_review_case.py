@@ -138,3 +138,15 @@ def test_without_a_segmentation_the_model_segments_the_ct_first(tmp_path: Path, 
     assert case.labels.shape == phantom()[0].shape and set(np.unique(case.labels.array)) <= {0, 1, 2}
     assert np.array_equal(node_labels(case), case.labels.array) and reported[-1] == "done"
     assert case.scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1
+
+
+def test_a_reviewed_case_becomes_a_training_case(tmp_path: Path) -> None:
+    from LiverResUNetLib.datasets.cases import discover_cases
+
+    case = open_case(tmp_path)
+    case.reject(2)
+    folder = case.save_training_case(tmp_path / "dataset", "reviewed.1")
+    [source] = discover_cases(folder)
+    saved = source.load()
+    assert saved.case_id == "reviewed.1" and np.array_equal(saved.label.array, reject_lesion(phantom()[1], 2).array)
+    assert np.array_equal(saved.image.array, phantom()[0].array)

@@ -287,6 +287,15 @@ class ReviewCase:
         """Write the current segmentation as ``segmentation.seg.nrrd`` in the output folder (atomically)."""
         return write_segmentation(self.segmentation_node, self.output / SEGMENTATION_NAME, self.ct)
 
+    def save_training_case(self, dataset: Path, case_id: str) -> Path:
+        """Add the CT and the reviewed labels as case ``case_id`` of the prepared dataset at ``dataset`` (the
+        format the Slicer module's *Save corrected case for training* writes), for ``train --data``."""
+        from LiverResUNetLib.datasets.cases import Case
+        from LiverResUNetLib.datasets.prepare import add_case
+
+        return Path(add_case(dataset, Case(case_id, self.ct, self.labels, "reviewed in the browser"),
+                             source="reviewed in the browser"))
+
     @property
     def recovery_path(self) -> Path:
         return self.output / RECOVERY_NAME

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm)")
     parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first")
     parser.add_argument("--output", type=Path, required=True, help="folder Save writes to (and the recovery file)")
+    parser.add_argument("--dataset", type=Path, help="prepared dataset folder that 'Save as training case' adds the "
+                                                     "reviewed case to (for train --data)")
+    parser.add_argument("--case-id", help="the training case's id (default: the input's name)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     parser.add_argument("--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST})")
     parser.add_argument("--allow-remote", action="store_true",
@@ -65,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
                                     "use the review environment, scripts/review_env.sh") from error
     from LiverResUNetLib.app.review.case import ReviewCase
     from LiverResUNetLib.cli import print_progress
+    from LiverResUNetLib.datasets.cases import safe_case_name
 
     slicer_app = new_slicer_app()
-    page = ReviewPage(slicer_app)
+    page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or safe_case_name(args.input.stem))
     case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
                            progress=print_progress)
     args.output.mkdir(parents=True, exist_ok=True)

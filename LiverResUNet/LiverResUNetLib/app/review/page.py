@@ -10,6 +10,7 @@ Only this module (and command.py, lazily) imports trame.
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import slicer
@@ -68,9 +69,11 @@ def new_slicer_app() -> SlicerApp:
 class ReviewPage:
     """Binds a case to the page's state and controls; each edit refreshes the list and the summary."""
 
-    def __init__(self, slicer_app: SlicerApp, server: Server | None = None) -> None:
-        """The page and its views (axial, coronal, sagittal, 3D) in ``slicer_app``'s scene, before any data."""
-        self.app = slicer_app
+    def __init__(self, slicer_app: SlicerApp, server: Server | None = None, dataset: Path | None = None,
+                 case_id: str = "case") -> None:
+        """The page and its views (axial, coronal, sagittal, 3D) in ``slicer_app``'s scene, before any data;
+        with a ``dataset`` folder, *Save as training case* adds the reviewed case to it as ``case_id``."""
+        self.app, self.dataset, self.case_id = slicer_app, dataset, case_id
         self.server = server or get_server(client_type="vue3")
         self.state, self.ctrl = self.server.state, self.server.controller
         self._mode = "view"
@@ -242,6 +245,11 @@ class ReviewPage:
     def save(self) -> None:
         self.state.message = f"saved {self.case.save()}"
 
+    def save_training_case(self) -> None:
+        if self.dataset is not None:
+            folder = self.case.save_training_case(self.dataset, self.case_id)
+            self.state.message = f"saved as training case {self.case_id} in {folder}"
+
     def accept(self) -> None:
         self.state.message = f"accepted; saved {self.case.accept()}"
         self.refresh()
@@ -273,6 +281,7 @@ class ReviewPage:
         ctrl.review_redo = lambda: self._run_edit("redo", self.case.redo)
         ctrl.review_save = self.save
         ctrl.review_frame_3d = self.frame_3d
+        ctrl.review_training_case = self.save_training_case
         ctrl.review_accept = self.accept
         ctrl.review_resume = self.resume
         self.server.trigger("review_key")(self.on_key)
@@ -300,6 +309,7 @@ class ReviewPage:
     def _build_ui(self) -> None:
         state = self.state
         state.trame__title = "LiverResUNet review"
+        state.has_dataset = self.dataset is not None
         state.setdefault("brush_mm", 5.0)
         state.mode, state.selected, state.lesions, state.position = "view", None, [], ""
         state.window_preset = WINDOW_PRESETS[0][0]
@@ -354,6 +364,8 @@ class ReviewPage:
             v.VBtn("Redo", click=ctrl.review_redo, disabled=("!can_redo",), size="small", raw_attrs=testid("redo"))
             v.VBtn("Frame 3D", click=ctrl.review_frame_3d, size="small", raw_attrs=testid("frame-3d"))
             v.VBtn("Save", click=ctrl.review_save, size="small", color="primary", raw_attrs=testid("save"))
+            v.VBtn("Save as training case", click=ctrl.review_training_case, size="small", v_if=("has_dataset",),
+                   raw_attrs=testid("training-case"))
             v.VBtn("Accept", click=ctrl.review_accept, size="small", color="success", raw_attrs=testid("accept"))
         v.VSlider(v_model=("brush_mm",), min=1, max=40, step=1, label="Brush (mm)", thumb_label=True,
                   density="compact", hide_details=True, classes="px-4")
