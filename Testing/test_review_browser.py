@@ -125,6 +125,8 @@ def test_review_a_case_in_the_browser_and_resume_after_a_crash(chromium, case_fi
         wait_message(page, "reject lesion 2: done")
         assert "2 tumor(s)" in page.inner_text("[data-testid=summary]")
 
+        page.evaluate("() => { window.trame.state.set('threshold_on', true); "
+                      "window.trame.state.set('threshold_range', [80, 200]); }")  # threshold-limited paint
         page.click("[data-testid=paint]")
         page.wait_for_function("() => document.querySelector('[data-testid=paint]').classList"
                                ".contains('v-btn--variant-flat')")
@@ -139,6 +141,8 @@ def test_review_a_case_in_the_browser_and_resume_after_a_crash(chromium, case_fi
         stroke = changed & ~lesion_2
         assert np.all(saved[lesion_2] == LIVER), "the rejected lesion is gone: its voxels are liver"
         assert np.count_nonzero(stroke) > 0 and np.all(saved[stroke] == TUMOR), "the stroke painted tumor"
+        stroke_hu = ct_grid().array[stroke]
+        assert stroke_hu.min() >= 80 and stroke_hu.max() <= 200, "the paint kept to the HU range"
         stroke_slices = set(np.nonzero(stroke)[0].tolist())
         assert stroke_slices == {lesions[1].centroid_kji[0]}, "the stroke is on the axial slice the view shows"
         assert np.array_equal(saved[~(lesion_2 | stroke)], original.array[~(lesion_2 | stroke)]), "nothing else"

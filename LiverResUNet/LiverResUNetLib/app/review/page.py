@@ -292,6 +292,14 @@ class ReviewPage:
                 effect = self.app.segmentation_editor.active_effect
                 effect.set_brush_diameter(float(brush_mm), BrushDiameterMode.Absolute)
 
+        @state.change("threshold_on", "threshold_range")
+        def _threshold(threshold_on: bool, threshold_range: list[float], **_: Any) -> None:
+            """Threshold-limited paint: the brush changes only voxels whose HU lie in the range."""
+            modifier = self.app.segmentation_editor.active_segment_modifier
+            if modifier is not None:
+                modifier.set_source_volume_intensity_mask_enabled(bool(threshold_on))
+                modifier.set_source_volume_intensity_mask_range(float(threshold_range[0]), float(threshold_range[1]))
+
         @state.change("window_preset")
         def _window(window_preset: str, **_: Any) -> None:
             if window_preset:
@@ -311,6 +319,7 @@ class ReviewPage:
         state.trame__title = "LiverResUNet review"
         state.has_dataset = self.dataset is not None
         state.setdefault("brush_mm", 5.0)
+        state.threshold_on, state.threshold_range = False, [-50.0, 150.0]
         state.mode, state.selected, state.lesions, state.position = "view", None, [], ""
         state.window_preset = WINDOW_PRESETS[0][0]
         state.liver_visible, state.tumor_visible, state.opacity = True, True, 0.6
@@ -367,6 +376,10 @@ class ReviewPage:
             v.VBtn("Save as training case", click=ctrl.review_training_case, size="small", v_if=("has_dataset",),
                    raw_attrs=testid("training-case"))
             v.VBtn("Accept", click=ctrl.review_accept, size="small", color="success", raw_attrs=testid("accept"))
+        v.VCheckbox(v_model=("threshold_on",), label="Paint only within HU range", density="compact",
+                    hide_details=True, classes="px-2", raw_attrs=testid("threshold"))
+        v.VRangeSlider(v_model=("threshold_range",), min=-200, max=400, step=5, thumb_label=True, density="compact",
+                       hide_details=True, disabled=("!threshold_on",), classes="px-4")
         v.VSlider(v_model=("brush_mm",), min=1, max=40, step=1, label="Brush (mm)", thumb_label=True,
                   density="compact", hide_details=True, classes="px-4")
 
