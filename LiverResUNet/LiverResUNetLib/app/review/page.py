@@ -26,7 +26,6 @@ from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from LiverResUNetLib.app.review.case import ReviewCase
-from LiverResUNetLib.lesion_review import SeedOutsideLiver
 from LiverResUNetLib.scene.segmentation_nodes import LIVER_SEGMENT, TUMOR_SEGMENT
 
 # (name, window, level) in HU; the liver window first: the default.
@@ -77,6 +76,7 @@ class ReviewPage:
         self.server = server or get_server(client_type="vue3")
         self.state, self.ctrl = self.server.state, self.server.controller
         self._mode = "view"
+        self._writing = False  # while the page itself writes into the segmentation: not a stroke
         register_rca_factories(self.app.view_manager, self.server)
         self.layout_manager = LayoutManager(self.app.scene, self.app.view_manager, self.server)
         # The views render synchronously while they are built: build them before the CT is in the scene (seconds
@@ -102,8 +102,7 @@ class ReviewPage:
     def _show_case(self) -> None:
         case, app = self.case, self.app
         app.display_manager.show_volume_in_slice_background(case.ct_node)
-        name, window, level = WINDOW_PRESETS[0]
-        self.set_window(name)
+        self.set_window(WINDOW_PRESETS[0][0])
         editor = app.segmentation_editor
         editor.set_active_segmentation(case.segmentation_node, case.ct_node)
         editor.set_active_segment_id(TUMOR_SEGMENT.segment_id)
@@ -116,8 +115,8 @@ class ReviewPage:
         self.show_position()
 
     def frame_3d(self, *_: Any) -> None:
-        """Frame the liver in the 3D view once a browser shows it (a view off the page does not render, and the
-        segmentation's surfaces reach its renderer at a render)."""
+        """Frame the 3D view on what it shows (the slice planes) once a browser shows it: a view off the page
+        does not render, and its content reaches the renderer at a render."""
         for view in self.app.view_manager.get_threed_views():
             view.render()
             view.fit_view_to_content()
@@ -141,15 +140,13 @@ class ReviewPage:
         try:
             self._writing = True
             done = edit()
-        except (SeedOutsideLiver, ValueError) as error:
+        except ValueError as error:  # a seed off the liver or on healthy liver, a lesion number gone
             self.state.message = str(error)
             return
         finally:
             self._writing = False
         self.state.message = f"{description}: done" if done is not None else f"{description}: nothing changed"
         self.refresh()
-
-    _writing = False
 
     def _on_segmentation_modified(self, *_: Any) -> None:
         """A paint or erase stroke ended (the segment editor applies a stroke at mouse-up). Its voxels are taken
