@@ -26,13 +26,21 @@ from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from LiverResUNetLib.app.review.case import ReviewCase
-from LiverResUNetLib.scene.segmentation_nodes import LIVER_SEGMENT, TUMOR_SEGMENT
+from LiverResUNetLib.scene.segmentation_nodes import (
+    CLOSED_SURFACE,
+    LIVER_SEGMENT,
+    SEGMENTS,
+    TUMOR_SEGMENT,
+    add_closed_surfaces,
+    register_surface_converters,
+)
 
 # (name, window, level) in HU; the liver window first: the default.
 WINDOW_PRESETS = (("Liver", 150.0, 90.0), ("Abdomen", 400.0, 50.0), ("Bone", 1800.0, 400.0),
                   ("Lung", 1500.0, -600.0))
 LAYOUT_ID = "review"
 STROKE_READ_DELAY_S = 0.1
+SURFACES_DELAY_S = 0.5
 KEYS_SCRIPT = """
 document.addEventListener('keydown', (event) => {
   const tag = (event.target && event.target.tagName) || '';
@@ -77,6 +85,8 @@ class ReviewPage:
         self.state, self.ctrl = self.server.state, self.server.controller
         self._mode = "view"
         self._writing = False  # while the page itself writes into the segmentation: not a stroke
+        self._models: dict[str, Any] = {}
+        self._surfaces_pending = False
         register_rca_factories(self.app.view_manager, self.server)
         self.layout_manager = LayoutManager(self.app.scene, self.app.view_manager, self.server)
         # The views render synchronously while they are built: build them before the CT is in the scene (seconds
@@ -108,16 +118,53 @@ class ReviewPage:
         editor.set_active_segment_id(TUMOR_SEGMENT.segment_id)
         editor.segmentation_modified.connect(self._on_segmentation_modified)
         for view in app.view_manager.get_slice_views():
-            view.set_visible_in_3d(True)
+            view.set_visible_in_3d(False)  # the 3D view shows the surfaces, unobstructed
             view.interactor().AddObserver("LeftButtonPressEvent", self._on_left_button, 10.0)
         app.display_manager.reset_views()
-        self.ctrl.on_client_connected.add(self.frame_3d)
+        # The surfaces take seconds on a whole CT: computed once the page shows its first slices.
+        self.ctrl.on_client_connected.add(lambda *_: self._later(SURFACES_DELAY_S, self.frame_3d))
         self.show_position()
 
+    def update_surfaces(self) -> None:
+        """The liver and tumor surfaces as model nodes in the 3D view (trame-slicer's streamed 3D view shows model
+        nodes, not a segmentation's own surfaces); recomputed from the labels after each edit."""
+        self._surfaces_pending = False
+        register_surface_converters()
+        node = self.case.segmentation_node
+        add_closed_surfaces(node)
+        for spec in SEGMENTS:
+            surface = vtk.vtkPolyData()
+            surface.DeepCopy(node.GetSegmentation().GetSegment(spec.segment_id).GetRepresentation(CLOSED_SURFACE))
+            model = self._models.get(spec.segment_id)
+            if model is None:
+                model = self.app.scene.AddNewNodeByClass("vtkMRMLModelNode", f"{spec.name} surface")
+                model.CreateDefaultDisplayNodes()
+                display = model.GetDisplayNode()
+                display.SetColor(*(channel / 255.0 for channel in spec.color))
+                display.SetVisibility2D(False)
+                display.SetOpacity(0.4 if spec is LIVER_SEGMENT else 1.0)
+                self._models[spec.segment_id] = model
+            model.SetAndObservePolyData(surface)
+        self._views_render()
+
+    def _later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the event loop has sent what is pending (renders, state), or now without one."""
+        try:
+            asyncio.get_running_loop().call_later(delay_s, callback)
+        except RuntimeError:  # no event loop (the page driven without its server)
+            callback()
+
+    def _surfaces_soon(self) -> None:
+        if not self._surfaces_pending:
+            self._surfaces_pending = True
+            self._later(SURFACES_DELAY_S, self.update_surfaces)
+
     def frame_3d(self, *_: Any) -> None:
-        """Frame the 3D view on what it shows (the slice planes) once a browser shows it: a view off the page
-        does not render, and its content reaches the renderer at a render."""
+        """Show the surfaces and frame the 3D view on them once a browser shows it: a view off the page does not
+        render, and its content reaches the renderer at a render."""
+        self.update_surfaces()
         for view in self.app.view_manager.get_threed_views():
+            view.renderer().SetUseDepthPeeling(False)  # Mesa's off-screen EGL draws no translucent liver with it
             view.render()
             view.fit_view_to_content()
             view.schedule_render()
@@ -153,10 +200,7 @@ class ReviewPage:
         back a moment later, so that the views' render of the stroke reaches the browser first."""
         if self._writing or self._mode not in ("paint", "erase"):
             return
-        try:
-            asyncio.get_running_loop().call_later(STROKE_READ_DELAY_S, self._take_stroke)
-        except RuntimeError:  # no event loop (the page driven without its server)
-            self._take_stroke()
+        self._later(STROKE_READ_DELAY_S, self._take_stroke)
 
     def _take_stroke(self) -> None:
         try:
@@ -237,6 +281,8 @@ class ReviewPage:
         self.state.can_undo, self.state.can_redo = bool(self.case.undo_stack), bool(self.case.redo_stack)
         self.state.accepted, self.state.edited = self.case.accepted, self.case.edited
         self.state.edits = len(self.case.undo_stack)
+        if self._models:  # after an edit (the first surfaces come with the first page)
+            self._surfaces_soon()
         self._views_render()
 
     def save(self) -> None:
