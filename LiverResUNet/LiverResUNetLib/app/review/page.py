@@ -40,7 +40,8 @@ WINDOW_PRESETS = (("Liver", 150.0, 90.0), ("Abdomen", 400.0, 50.0), ("Bone", 180
                   ("Lung", 1500.0, -600.0))
 LAYOUT_ID = "review"
 STROKE_READ_DELAY_S = 0.1
-SURFACES_DELAY_S = 0.5
+SURFACES_DELAY_S = 1.0  # after an edit: the edit's slices and summary reach the browser first
+FIRST_SURFACES_DELAY_S = 3.0  # after a browser connects: its first slices come first
 KEYS_SCRIPT = """
 document.addEventListener('keydown', (event) => {
   const tag = (event.target && event.target.tagName) || '';
@@ -122,7 +123,7 @@ class ReviewPage:
             view.interactor().AddObserver("LeftButtonPressEvent", self._on_left_button, 10.0)
         app.display_manager.reset_views()
         # The surfaces take seconds on a whole CT: computed once the page shows its first slices.
-        self.ctrl.on_client_connected.add(lambda *_: self._later(SURFACES_DELAY_S, self.frame_3d))
+        self.ctrl.on_client_connected.add(lambda *_: self._later(FIRST_SURFACES_DELAY_S, self.frame_3d))
         self.show_position()
 
     def update_surfaces(self) -> None:
