@@ -29,6 +29,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from LiverResUNetLib.devices import DEVICES
+from LiverResUNetLib.scene.lesion_review import LesionReviewLogic
 from LiverResUNetLib.scene.logic import (
     SegmentationRun,
     SegmentLiverLogic,
@@ -205,6 +206,7 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._run = None
         self._runTimer = None
         self._dicomSeriesUids = []
+        self._selectedLesion = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -230,6 +232,9 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.ui.saveCaseButton.connect("clicked(bool)", self.onSaveCaseButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self.ui.resultsTableView.connect("clicked(QModelIndex)", lambda index: self.onResultsRowClicked(index.row()))
+        self.ui.rejectLesionButton.connect("clicked(bool)", self.onRejectLesionButton)
+        self.ui.addLesionButton.connect("clicked(bool)", self.onAddLesionButton)
         self.ui.referenceSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)",
                                                       self.onReferenceSegmentationChanged)
         self.ui.referenceSegFileLineEdit.connect("currentPathChanged(QString)", self.onReferenceSegFileChanged)
@@ -421,6 +426,44 @@ class LiverResUNetWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def showResults(self, segmentation):
         """Show the results table of ``segmentation`` (none for a segmentation this module did not make)."""
         self.ui.resultsTableView.setMRMLTableNode(self.logic.resultsTable(segmentation) if segmentation else None)
+        self._selectedLesion = None
+        self.ui.rejectLesionButton.enabled = False
+        self.ui.addLesionButton.enabled = bool(segmentation) and bool(self.logic.resultsTable(segmentation))
+
+    def onResultsRowClicked(self, row):
+        """A lesion's row centres the slice views on it and selects it for Reject."""
+        segmentation = self._parameterNode.outputSegmentation
+        self._selectedLesion = LesionReviewLogic(slicer.mrmlScene).jumpToRow(segmentation, row) if segmentation \
+            else None
+        self.ui.rejectLesionButton.enabled = self._selectedLesion is not None
+
+    def onRejectLesionButton(self):
+        with slicer.util.tryWithErrorDisplay(_("Failed to reject the lesion."), waitCursor=True):
+            parameters = self._parameterNode
+            LesionReviewLogic(slicer.mrmlScene).rejectLesion(parameters.outputSegmentation, parameters.inputVolume,
+                                                             self._selectedLesion)
+            self.showResults(parameters.outputSegmentation)
+
+    def onAddLesionButton(self):
+        """Place one point (Slicer's markups place mode); the lesion grows from it in onLesionSeedPlaced."""
+        seed = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", _("Lesion seed"))
+        self.addObserver(seed, seed.PointPositionDefinedEvent, self.onLesionSeedPlaced)
+        selection = slicer.app.applicationLogic().GetSelectionNode()
+        selection.SetReferenceActivePlaceNodeClassName("vtkMRMLMarkupsFiducialNode")
+        selection.SetActivePlaceNodeID(seed.GetID())
+        interaction = slicer.app.applicationLogic().GetInteractionNode()
+        interaction.SetCurrentInteractionMode(interaction.Place)
+
+    def onLesionSeedPlaced(self, seed, event=None):
+        self.removeObserver(seed, seed.PointPositionDefinedEvent, self.onLesionSeedPlaced)
+        point = seed.GetNthControlPointPositionWorld(0)
+        slicer.mrmlScene.RemoveNode(seed)
+        with slicer.util.tryWithErrorDisplay(_("Failed to add a lesion there (click inside the liver)."),
+                                             waitCursor=True):
+            parameters = self._parameterNode
+            LesionReviewLogic(slicer.mrmlScene).addLesionAt(parameters.outputSegmentation, parameters.inputVolume,
+                                                            tuple(point))
+            self.showResults(parameters.outputSegmentation)
 
     def onReviewButton(self):
         with slicer.util.tryWithErrorDisplay(_("Failed to open the Segment Editor."), waitCursor=True):

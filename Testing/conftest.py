@@ -16,6 +16,8 @@ REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"
 def pytest_configure(config):
     config.addinivalue_line("markers", "dicom: reads or writes DICOM; scripts/test.sh runs these again with "
                                        "pydicom 2.4.4 (Slicer 5.10) in Slicer's own Python packages")
+    config.addinivalue_line("markers", "review: the browser review (trame-slicer, Chromium); scripts/test.sh runs "
+                                       "these in .venv-review")
 
 
 @pytest.fixture(scope="session")

@@ -217,6 +217,7 @@ class Application:
         self.processedEvents = 0
         self.testing = True
         self._commandOptions = CommandOptions()
+        self._applicationLogic = None
 
     def commandOptions(self):
         return self._commandOptions
@@ -232,6 +233,16 @@ class Application:
 
     def moduleManager(self):
         return QtStandIn()
+
+    def applicationLogic(self):
+        """The real vtkSlicerApplicationLogic on ``slicer.mrmlScene``: its selection and interaction nodes are
+        what markups place mode uses."""
+        import slicer
+
+        if self._applicationLogic is None or self._applicationLogic.GetMRMLScene() is not slicer.mrmlScene:
+            self._applicationLogic = slicer.vtkSlicerApplicationLogic()
+            self._applicationLogic.SetMRMLScene(slicer.mrmlScene)
+        return self._applicationLogic
 
     def translate(self, context, text):
         return text

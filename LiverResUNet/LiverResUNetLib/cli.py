@@ -1,4 +1,4 @@
-"""One command line for the headless work: ``phantom``, ``prepare``, ``train``, ``evaluate``, ``segment``, ``predict``.
+"""One command line: ``phantom``, ``prepare``, ``train``, ``evaluate``, ``segment``, ``predict``, ``review``.
 
 The same arguments work as ``python -m LiverResUNetLib ...`` and under
 ``Slicer --no-main-window --python-script LiverResUNetTrainer/LiverResUNetTrainer.py ...``.
@@ -14,10 +14,12 @@ from pathlib import Path
 from types import ModuleType
 
 from LiverResUNetLib.app import evaluate, phantom, predict, prepare, segment, train
+from LiverResUNetLib.app.review import command as review
 from LiverResUNetLib.errors import InputError
 
 COMMANDS: dict[str, ModuleType] = {"phantom": phantom, "prepare": prepare, "train": train, "evaluate": evaluate,
-                                   "segment": segment, "predict": predict}
+                                   "segment": segment, "predict": predict,
+                                   "review": review}
 
 
 def program_name() -> str:

@@ -13,7 +13,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist
 
-from LiverResUNetLib.evaluation.lesions import label_lesions
+from LiverResUNetLib.evaluation.lesions import LabelledLesions, label_lesions
 from LiverResUNetLib.volume import TUMOR, Volume
 
 # Corners of a pixel around its centre: a lesion's in-plane extent runs to the pixel edges, not the centres.
@@ -56,6 +56,17 @@ def longest_axial_diameter_mm(mask: np.ndarray, volume: Volume) -> float:
     return longest
 
 
+def lesions_largest_first(tumor: np.ndarray, spacing: tuple[float, ...]) -> LabelledLesions:
+    """The lesions of a boolean tumor mask numbered as the results table shows them: 1 is the largest
+    (equal sizes keep the scan order), so a row number names the same lesion in every view of the result."""
+    lesions = label_lesions(tumor, spacing)
+    order = np.argsort(-lesions.voxels, kind="stable")
+    renumber = np.zeros(lesions.count + 1, dtype=lesions.labels.dtype)
+    renumber[order + 1] = np.arange(1, lesions.count + 1)
+    return LabelledLesions(renumber[lesions.labels], lesions.count, lesions.voxels[order],
+                           [lesions.volumes_ml[index] for index in order])
+
+
 def measure_liver(labels: Volume) -> dict[str, Any]:
     """Measurements of a label Volume (0 background, 1 liver, 2 tumor) in mL, mm and LPS mm.
 
@@ -68,11 +79,10 @@ def measure_liver(labels: Volume) -> dict[str, Any]:
     tumor = array == TUMOR
     # Lesions are labelled inside the box around all tumor voxels: a whole CT is tens of millions of voxels.
     crop = (ndimage.find_objects(tumor.view(np.uint8)) or [(slice(0, 1),) * 3])[0]
-    lesions = label_lesions(tumor[crop], labels.spacing)
+    lesions = lesions_largest_first(tumor[crop], labels.spacing)
     rows = []
     to_lps = labels.ijk_to_lps()
-    for number, box in sorted(enumerate(ndimage.find_objects(lesions.labels), start=1),
-                              key=lambda item: -lesions.voxels[item[0] - 1]):
+    for number, box in enumerate(lesions.boxes(), start=1):
         lesion = lesions.labels[box] == number
         corner_kji = [part.start + whole.start for part, whole in zip(box, crop)]
         centre_kji = np.argwhere(lesion).mean(axis=0) + corner_kji

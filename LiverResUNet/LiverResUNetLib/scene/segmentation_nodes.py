@@ -174,6 +174,12 @@ def _merged_labelmap(segmentation_node: slicer.vtkMRMLSegmentationNode, segment_
     return numpy_support.vtk_to_numpy(merged.GetPointData().GetScalars()).reshape(k, j, i)
 
 
+def segment_mask(segmentation_node: slicer.vtkMRMLSegmentationNode, segment_id: str,
+                 reference: Volume) -> np.ndarray:
+    """One segment's voxels as a boolean array ``[k, j, i]`` on ``reference``'s grid (a copy)."""
+    return _merged_labelmap(segmentation_node, [segment_id], [1], oriented_image(reference)) > 0
+
+
 def segmentation_to_labels(segmentation_node: slicer.vtkMRMLSegmentationNode, reference: Volume) -> Volume:
     """The label Volume (uint8 0/1/2) of a segmentation on ``reference``'s grid: liver segments 1, tumor 2.
 

@@ -1,0 +1,331 @@
+"""One case under review in the browser: the CT and its segmentation in an MRML scene, every edit undoable,
+nothing lost.
+
+The label Volume (0/1/2) is the case's truth; the scene's segmentation node shows it and the segment editor's
+paint and erase strokes edit the node, after which :meth:`ReviewCase.stroke_finished` takes the node's voxels
+back. Reject and Add lesion are the core's (:mod:`LiverResUNetLib.lesion_review`), as in the Slicer module.
+Each edit is kept as the voxels it changed (their flat indices, old and new labels), so undo and redo cost
+what the edit touched, not a copy of the volume. After each edit the labels go to a recovery file, atomically;
+a restart on the same inputs offers it back.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import slicer
+
+from LiverResUNetLib.atomic import atomic_path
+from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.lesion_review import (
+    ReviewSummary,
+    grow_lesion,
+    lesion_map,
+    reject_lesion,
+    review_summary,
+    voxel_at_lps,
+)
+from LiverResUNetLib.scene.files import read_dicom_series_node, read_image_node, write_segmentation
+from LiverResUNetLib.scene.lesion_review import write_label_changes
+from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
+from LiverResUNetLib.scene.volume_nodes import LPS_TO_RAS, node_to_volume
+from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR, Volume
+
+RECOVERY_NAME = ".liverresunet-review-recovery.npz"
+SEGMENTATION_NAME = "segmentation.seg.nrrd"
+ACCEPTED_NAME = "accepted.json"
+UNDO_LEVELS = 50
+LESION_STATES = ("found", "edited", "added")  # the model's lesion as it was, changed by the reviewer, new
+
+
+@dataclass(frozen=True)
+class Edit:
+    """The voxels one edit changed: flat indices into the label array, their labels before and after."""
+
+    description: str
+    indices: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+
+
+@dataclass(frozen=True)
+class LesionRow:
+    """A lesion of the list the page shows: the core's measures and how it came to be."""
+
+    number: int
+    volume_ml: float
+    longest_axial_diameter_mm: float
+    centroid_ras: tuple[float, float, float]
+    state: str
+
+
+def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolumeNode:
+    """The CT of a DICOM folder (its one CT series) or of an image file, as a volume node of ``scene``."""
+    if not path.exists():
+        raise input_error(path, "does not exist")
+    if not path.is_dir():
+        return read_image_node(scene, path)
+    from LiverResUNetLib.io.dicom_series import find_series
+
+    series = [info for info in find_series(path) if info.modality.upper() == "CT"]
+    if len(series) != 1:
+        raise input_error(path, f"holds {len(series)} CT series; give the folder of exactly one")
+    node = read_dicom_series_node(scene, series[0])
+    node.SetAttribute("LiverResUNet.ReviewSeriesFolder", str(series[0].folder))
+    return node
+
+
+def read_seg_nrrd(path: Path, ct: Volume) -> Volume:
+    """The label Volume of a .seg.nrrd file on ``ct``'s grid."""
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(path))
+    node = slicer.vtkMRMLSegmentationNode()
+    if not storage.ReadData(node):
+        raise input_error(path, "Slicer's segmentation reader could not read it")
+    return segmentation_to_labels(node, ct)
+
+
+def read_labels(path: Path, ct_node: slicer.vtkMRMLScalarVolumeNode) -> Volume:
+    """The label Volume (0/1/2) of a ``.seg.nrrd``, a DICOM SEG (``.dcm``) or a label map on the CT's grid."""
+    from LiverResUNetLib.io.image_file import read_image
+    from LiverResUNetLib.scene.logic import SegmentLiverLogic
+
+    ct = node_to_volume(ct_node)
+    if not path.is_file():
+        raise input_error(path, "does not exist")
+    name = path.name.lower()
+    if name.endswith(".seg.nrrd"):
+        return read_seg_nrrd(path, ct)
+    if name.endswith(".dcm"):
+        return SegmentLiverLogic.dicomSegLabels(str(path), ct_node)
+    labels = read_image(path)
+    if not labels.same_grid(ct, tolerance=1e-3):
+        raise input_error(path, f"the label map's grid {labels.shape} is not the CT's {ct.shape}")
+    values = set(np.unique(labels.array).tolist())
+    if not values <= {BACKGROUND, LIVER, TUMOR}:
+        raise input_error(path, f"holds labels {sorted(values - {BACKGROUND, LIVER, TUMOR})}; expected 0, 1 (liver) "
+                                "and 2 (liver tumor)")
+    return ct.with_array(labels.array.astype(np.uint8))
+
+
+def _fingerprint(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class ReviewCase:
+    """The CT node, the segmentation node and the labels of one case, in ``scene``.
+
+    ``key`` names the case (its input paths and original labels), so a recovery file is offered only to a
+    session on the same inputs.
+    """
+
+    scene: slicer.vtkMRMLScene
+    ct_node: slicer.vtkMRMLScalarVolumeNode
+    segmentation_node: slicer.vtkMRMLSegmentationNode
+    original: Volume
+    output: Path
+    key: str
+    labels: Volume = field(init=False)
+    accepted: bool = False
+    undo_stack: list[Edit] = field(default_factory=list)
+    redo_stack: list[Edit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.labels = self.original.with_array(self.original.array.copy())
+        self.ct = node_to_volume(self.ct_node)
+        self._original_lesions = lesion_map(self.original)  # the model's lesions, for each row's state
+
+    @classmethod
+    def open(cls, scene: slicer.vtkMRMLScene, ct_path: Path, segmentation_path: Path | None, output: Path,
+             model: Path | None = None,
+             progress: Callable[[float, str], None] | None = None) -> "ReviewCase":
+        """Load the CT and its segmentation (or segment it with ``model`` first, reporting to ``progress``) into
+        ``scene``.
+
+        Raises:
+            InputError: a missing or unreadable input, a segmentation not on the CT's grid, neither a segmentation
+                nor a model, an output that is a file.
+        """
+        if output.exists() and not output.is_dir():
+            raise input_error(output, "the output must be a folder")
+        if segmentation_path is None and model is None:
+            raise input_error(ct_path, "give --segmentation, or --model to segment it first")
+        ct_node = _ct_node(scene, ct_path)
+        if segmentation_path is not None:
+            labels = read_labels(segmentation_path, ct_node)
+        else:
+            from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
+
+            made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False),
+                                                    progress=progress)
+            labels = segmentation_to_labels(made, node_to_volume(ct_node))
+            scene.RemoveNode(made)
+        node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet
+        node.SetName(scene.GenerateUniqueName(f"{ct_node.GetName()} liver segmentation"))
+        scene.AddNode(node)
+        node.CreateDefaultDisplayNodes()
+        node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+        key = _fingerprint(str(ct_path.resolve()).encode(), str(segmentation_path or model).encode(),
+                           np.ascontiguousarray(labels.array).tobytes())
+        return cls(scene, ct_node, node, labels, output, key)
+
+    # What the page shows
+
+    def summary(self) -> ReviewSummary:
+        return review_summary(self.labels)
+
+    def lesion_rows(self) -> list[LesionRow]:
+        """The lesion list, largest first, with each lesion's state: found by the model and untouched, edited,
+        or added by the reviewer."""
+        numbered, original = lesion_map(self.labels), self._original_lesions
+        rows = []
+        for lesion in self.summary().lesions:
+            inside = numbered == lesion.number
+            was = original[inside]
+            if not was.any():
+                state = "added"
+            elif was.min() == was.max() and np.count_nonzero(original == was[0]) == was.size:
+                state = "found"
+            else:
+                state = "edited"
+            centre = LPS_TO_RAS[:3, :3] @ np.asarray(lesion.centroid_lps)
+            rows.append(LesionRow(lesion.number, lesion.volume_ml, lesion.longest_axial_diameter_mm,
+                                  (float(centre[0]), float(centre[1]), float(centre[2])), state))
+        return rows
+
+    @property
+    def edited(self) -> bool:
+        return not np.array_equal(self.labels.array, self.original.array)
+
+    # Edits
+
+    def _record(self, description: str, after: np.ndarray) -> Edit | None:
+        """Make ``after`` the labels (the node holds it already): keep the edit, save for recovery."""
+        changed = np.flatnonzero(self.labels.array != after)
+        if changed.size == 0:
+            return None
+        edit = Edit(description, changed, self.labels.array.ravel()[changed].copy(), after.ravel()[changed].copy())
+        self.labels = self.labels.with_array(after)
+        self.undo_stack = [*self.undo_stack, edit][-UNDO_LEVELS:]
+        self.redo_stack = []
+        self.accepted = False
+        self.write_recovery()
+        return edit
+
+    def _commit(self, description: str, after: np.ndarray) -> Edit | None:
+        """Write ``after`` into the node (only the voxels that change), then record it as an edit."""
+        write_label_changes(self.segmentation_node, self.labels, self.labels.with_array(after))
+        return self._record(description, after)
+
+    def reject(self, number: int) -> Edit | None:
+        """Reject lesion ``number`` of the current list (its voxels become liver)."""
+        return self._commit(f"reject lesion {number}", reject_lesion(self.labels, number).array)
+
+    def add_lesion_at(self, point_ras: Sequence[float]) -> Edit | None:
+        """Grow a lesion from one click at ``point_ras`` (world RAS) inside the liver.
+
+        Raises:
+            lesion_review.SeedOutsideLiver: the click is not on the liver.
+        """
+        seed = voxel_at_lps(self.ct, LPS_TO_RAS[:3, :3] @ np.asarray(point_ras, dtype=float))
+        return self._commit("add lesion", grow_lesion(self.ct, self.labels, seed).array)
+
+    def stroke_finished(self, erased_tumor: bool) -> Edit | None:
+        """Take back what a paint or erase stroke did to the node. Erasing tumor leaves liver, not background:
+        the reviewer removed tumor, not organ."""
+        stroked = segmentation_to_labels(self.segmentation_node, self.ct).array
+        after = stroked.copy()
+        if erased_tumor:
+            after[(self.labels.array == TUMOR) & (after == BACKGROUND)] = LIVER
+        write_label_changes(self.segmentation_node, self.labels.with_array(stroked), self.labels.with_array(after))
+        return self._record("erase" if erased_tumor else "paint", after)
+
+    def _replay(self, edit: Edit, values: np.ndarray) -> None:
+        array = self.labels.array.copy()
+        array.ravel()[edit.indices] = values
+        new = self.labels.with_array(array)
+        write_label_changes(self.segmentation_node, self.labels, new)
+        self.labels = new
+        self.accepted = False
+        self.write_recovery()
+
+    def undo(self) -> Edit | None:
+        if not self.undo_stack:
+            return None
+        edit = self.undo_stack.pop()
+        self._replay(edit, edit.before)
+        self.redo_stack.append(edit)
+        return edit
+
+    def redo(self) -> Edit | None:
+        if not self.redo_stack:
+            return None
+        edit = self.redo_stack.pop()
+        self._replay(edit, edit.after)
+        self.undo_stack.append(edit)
+        return edit
+
+    def accept(self) -> Path:
+        """Sign the case off: the segmentation is saved and ``accepted.json`` says by whom it was reviewed."""
+        saved = self.save()
+        self.accepted = True
+        with atomic_path(self.output / ACCEPTED_NAME) as temporary:
+            temporary.write_text(json.dumps({"segmentation": saved.name, "edited": self.edited}, indent=2) + "\n")
+        self.write_recovery()
+        return saved
+
+    # Files
+
+    def save(self) -> Path:
+        """Write the current segmentation as ``segmentation.seg.nrrd`` in the output folder (atomically)."""
+        return write_segmentation(self.segmentation_node, self.output / SEGMENTATION_NAME, self.ct)
+
+    def save_training_case(self, dataset: Path, case_id: str) -> Path:
+        """Add the CT and the reviewed labels as case ``case_id`` of the prepared dataset at ``dataset`` (the
+        format the Slicer module's *Save corrected case for training* writes), for ``train --data``."""
+        from LiverResUNetLib.datasets.cases import Case
+        from LiverResUNetLib.datasets.prepare import add_case
+
+        return Path(add_case(dataset, Case(case_id, self.ct, self.labels, "reviewed in the browser"),
+                             source="reviewed in the browser"))
+
+    @property
+    def recovery_path(self) -> Path:
+        return self.output / RECOVERY_NAME
+
+    def write_recovery(self) -> None:
+        with atomic_path(self.recovery_path) as temporary:
+            with open(temporary, "wb") as stream:
+                np.savez_compressed(stream, key=np.array(self.key), labels=self.labels.array,
+                                    accepted=np.array(self.accepted))
+
+    def recovery_available(self) -> bool:
+        """Whether the output folder holds unsaved edits of this very case (same inputs) that differ from now."""
+        labels = self._recovered_labels()
+        return labels is not None and not np.array_equal(labels, self.labels.array)
+
+    def _recovered_labels(self) -> np.ndarray | None:
+        if not self.recovery_path.is_file():
+            return None
+        try:
+            with np.load(self.recovery_path) as stored:
+                if str(stored["key"]) != self.key or stored["labels"].shape != self.labels.shape:
+                    return None
+                return np.array(stored["labels"], dtype=np.uint8)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def resume(self) -> Edit | None:
+        """Bring back the recovered edits as one undoable edit."""
+        labels = self._recovered_labels()
+        return None if labels is None else self._commit("resume unsaved edits", labels)
+
+    def discard_recovery(self) -> None:
+        self.recovery_path.unlink(missing_ok=True)

@@ -1,0 +1,152 @@
+"""The browser review's case, without the browser: inputs, the lesion list and its states, reject / add / paint /
+erase as undoable edits, the recovery file after every edit, Save and Accept. Real MRML (slicer-core)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import slicer
+
+from LiverResUNetLib.app.review.case import ReviewCase
+from LiverResUNetLib.errors import InputError
+from LiverResUNetLib.io.image_file import write_image
+from LiverResUNetLib.lesion_review import grow_lesion, reject_lesion
+from LiverResUNetLib.scene.segmentation_nodes import oriented_image, segment_mask, segmentation_to_labels
+from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume
+from LiverResUNetLib.volume import Volume
+from review_phantom import MISSED_LESION_SEED_KJI, phantom
+
+
+def write_inputs(folder: Path) -> tuple[Path, Path]:
+    ct, labels = phantom()
+    return write_image(ct, folder / "ct.nrrd"), write_image(labels, folder / "labels.nii.gz")
+
+
+def open_case(folder: Path) -> ReviewCase:
+    ct_path, labels_path = write_inputs(folder)
+    return ReviewCase.open(slicer.vtkMRMLScene(), ct_path, labels_path, folder / "out")
+
+
+def node_labels(case: ReviewCase) -> np.ndarray:
+    return segmentation_to_labels(case.segmentation_node, node_to_volume(case.ct_node)).array
+
+
+def stroke(case: ReviewCase, segment_id: str, voxels: tuple[slice, ...], value: int) -> None:
+    """What the segment editor's paint (1) or erase (0) does to one segment of the node."""
+    mask = segment_mask(case.segmentation_node, segment_id, case.labels).astype(np.uint8)
+    mask[voxels] = value
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        oriented_image(case.labels, mask), case.segmentation_node, segment_id,
+        slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+
+
+def test_open_lists_the_lesions_as_found(tmp_path: Path) -> None:
+    case = open_case(tmp_path)
+    rows = case.lesion_rows()
+    assert [(row.number, row.state) for row in rows] == [(1, "found"), (2, "found")]
+    assert rows[0].volume_ml == pytest.approx(480 * 0.00128)
+    assert np.array_equal(node_labels(case), phantom()[1].array)
+    assert not case.edited and not case.recovery_path.exists()
+
+
+def test_reject_add_undo_redo_and_the_states(tmp_path: Path) -> None:
+    case = open_case(tmp_path)
+    ct, labels = phantom()
+    case.reject(2)
+    assert np.array_equal(node_labels(case), reject_lesion(labels, 2).array)
+    k, j, i = MISSED_LESION_SEED_KJI
+    case.add_lesion_at((ijk_to_ras(ct) @ [i, j, k, 1.0])[:3])
+    expected = grow_lesion(ct, reject_lesion(labels, 2), MISSED_LESION_SEED_KJI).array
+    assert np.array_equal(case.labels.array, expected) and np.array_equal(node_labels(case), expected)
+    assert sorted(row.state for row in case.lesion_rows()) == ["added", "found"]
+    case.undo()
+    assert np.array_equal(node_labels(case), reject_lesion(labels, 2).array)
+    case.undo()
+    assert np.array_equal(node_labels(case), labels.array) and not case.edited
+    assert case.undo() is None
+    case.redo()
+    assert np.array_equal(node_labels(case), reject_lesion(labels, 2).array)
+
+
+def test_a_paint_stroke_is_taken_back_and_erasing_tumor_leaves_liver(tmp_path: Path) -> None:
+    case = open_case(tmp_path)
+    _, labels = phantom()
+    stroke(case, "LiverTumor", (5, slice(12, 16), slice(22, 26)), 1)  # paint liver beside lesion 1 (i 10..21)
+    edit = case.stroke_finished(erased_tumor=False)
+    assert edit is not None and edit.indices.size == 16 and set(edit.before) == {1} and set(edit.after) == {2}
+    assert [row.state for row in case.lesion_rows()] == ["edited", "found"]
+    stroke(case, "LiverTumor", (9, slice(30, 32), slice(50, 52)), 1)  # a new lesion away from the others
+    case.stroke_finished(erased_tumor=False)
+    assert [row.state for row in case.lesion_rows()] == ["edited", "found", "added"]
+    case.undo()
+    stroke(case, "LiverTumor", (4, slice(10, 20), slice(10, 22)), 0)  # erase one slice of lesion 1
+    case.stroke_finished(erased_tumor=True)
+    assert np.all(case.labels.array[4, 10:20, 10:22] == 1) and np.all(node_labels(case)[4, 10:20, 10:22] == 1)
+    changed = case.labels.array != labels.array
+    assert np.count_nonzero(changed) == 16 + 120
+
+
+def test_every_edit_goes_to_the_recovery_file_and_a_new_session_resumes_it(tmp_path: Path) -> None:
+    case = open_case(tmp_path)
+    case.reject(2)
+    assert case.recovery_path.is_file()
+    again = ReviewCase.open(slicer.vtkMRMLScene(), tmp_path / "ct.nrrd", tmp_path / "labels.nii.gz", tmp_path / "out")
+    assert again.recovery_available()
+    again.resume()
+    assert np.array_equal(node_labels(again), case.labels.array)
+    again.undo()
+    assert not again.edited
+    elsewhere = ReviewCase.open(slicer.vtkMRMLScene(), tmp_path / "ct.nrrd", tmp_path / "labels.nii.gz",
+                                tmp_path / "elsewhere")
+    assert not elsewhere.recovery_available()
+    (tmp_path / "labels.nii.gz").unlink()
+    write_image(reject_lesion(phantom()[1], 1), tmp_path / "labels.nii.gz")  # another segmentation: not this case
+    assert not ReviewCase.open(slicer.vtkMRMLScene(), tmp_path / "ct.nrrd", tmp_path / "labels.nii.gz",
+                               tmp_path / "out").recovery_available()
+
+
+def test_save_writes_the_edited_segmentation_and_accept_signs_it_off(tmp_path: Path) -> None:
+    case = open_case(tmp_path)
+    case.reject(2)
+    saved = case.accept()
+    node = slicer.vtkMRMLSegmentationNode()
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(saved))
+    assert storage.ReadData(node)
+    read = segmentation_to_labels(node, case.ct)
+    assert np.array_equal(read.array, reject_lesion(phantom()[1], 2).array)
+    assert (tmp_path / "out" / "accepted.json").is_file() and case.accepted
+
+
+def test_bad_inputs_are_refused_before_anything_is_shown(tmp_path: Path) -> None:
+    ct_path, labels_path = write_inputs(tmp_path)
+    scene = slicer.vtkMRMLScene()
+    with pytest.raises(InputError, match="missing.nrrd: does not exist"):
+        ReviewCase.open(scene, tmp_path / "missing.nrrd", labels_path, tmp_path / "out")
+    wrong = write_image(Volume(np.full((3, 4, 5), 7, np.uint8)), tmp_path / "wrong.nii.gz")
+    with pytest.raises(InputError, match="wrong.nii.gz: the label map's grid"):
+        ReviewCase.open(scene, ct_path, wrong, tmp_path / "out")
+    with pytest.raises(InputError, match="give --segmentation, or --model"):
+        ReviewCase.open(scene, ct_path, None, tmp_path / "out")
+
+
+def test_without_a_segmentation_the_model_segments_the_ct_first(tmp_path: Path, tiny_model_path: Path) -> None:
+    ct_path, _ = write_inputs(tmp_path)
+    reported: list[str] = []
+    case = ReviewCase.open(slicer.vtkMRMLScene(), ct_path, None, tmp_path / "out", tiny_model_path,
+                           progress=lambda fraction, message: reported.append(message))
+    assert case.labels.shape == phantom()[0].shape and set(np.unique(case.labels.array)) <= {0, 1, 2}
+    assert np.array_equal(node_labels(case), case.labels.array) and reported[-1] == "done"
+    assert case.scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1
+
+
+def test_a_reviewed_case_becomes_a_training_case(tmp_path: Path) -> None:
+    from LiverResUNetLib.datasets.cases import discover_cases
+
+    case = open_case(tmp_path)
+    case.reject(2)
+    folder = case.save_training_case(tmp_path / "dataset", "reviewed.1")
+    [source] = discover_cases(folder)
+    saved = source.load()
+    assert saved.case_id == "reviewed.1" and np.array_equal(saved.label.array, reject_lesion(phantom()[1], 2).array)
+    assert np.array_equal(saved.image.array, phantom()[0].array)
