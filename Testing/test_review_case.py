@@ -141,7 +141,7 @@ def test_without_a_segmentation_the_model_segments_the_ct_first(tmp_path: Path, 
 
 
 def test_a_reviewed_case_becomes_a_training_case(tmp_path: Path) -> None:
-    from LiverResUNetLib.datasets.cases import discover_cases
+    from LiverResUNetLib.datasets.discovery import discover_cases
 
     case = open_case(tmp_path)
     case.reject(2)

@@ -23,18 +23,22 @@ def exiting_with(path, code):
 
 @pytest.fixture
 def test_script(tmp_path):
-    """Run a copy of scripts/test.sh whose first pass exits with ``first`` and second (DICOM) pass with ``second``."""
+    """Run a copy of scripts/test.sh whose first pass exits with ``first``, second (DICOM) pass with ``second`` and
+    third (browser review) pass with ``third``."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(REPO / "scripts" / "test.sh", tmp_path / "scripts" / "test.sh")
     (tmp_path / "scripts" / "env.sh").write_text("")
     (tmp_path / "Testing").mkdir()
     (tmp_path / "Testing" / "test_dicom_thing.py").write_text("import pytest\npytestmark = pytest.mark.dicom\n")
+    (tmp_path / "Testing" / "test_review_thing.py").write_text("import pytest\npytestmark = pytest.mark.review\n")
 
-    def run(first, second, *arguments):
+    def run(first, second, *arguments, third=0):
         exiting_with(tmp_path / ".venv" / "bin" / "python", first)
         second_python = exiting_with(tmp_path / "second-python", second)
         (tmp_path / "scripts" / "slicer_env.sh").write_text(
             f"export SLICER_ENV_PYTHON={second_python}\nexport PYDICOM_2_4_4_PATH={tmp_path}\n")
+        third_python = exiting_with(tmp_path / "third-python", third)
+        (tmp_path / "scripts" / "review_env.sh").write_text(f"export REVIEW_ENV_PYTHON={third_python}\n")
         return subprocess.run(["bash", str(tmp_path / "scripts" / "test.sh"), *arguments], capture_output=True,
                               text=True, timeout=60).returncode
 
@@ -47,6 +51,12 @@ def test_a_second_pass_that_collects_nothing_fails_the_whole_suite(test_script):
     assert test_script(0, 0) == 0
     assert test_script(0, 1) == 1 and test_script(0, 1, "-k", "seg") == 1
     assert test_script(1, 0) == 1
+
+
+def test_a_third_pass_that_collects_nothing_fails_the_whole_suite(test_script):
+    assert test_script(0, 0, third=5) == 5, "without arguments every browser-review test must run"
+    assert test_script(0, 0, "-k", "train", third=5) == 0
+    assert test_script(0, 0, third=1) == 1 and test_script(1, 0, third=0) == 1
 
 
 def test_pytest_prints_why_a_test_was_skipped(tmp_path):

@@ -19,6 +19,7 @@ import numpy as np
 import slicer
 
 from LiverResUNetLib.atomic import atomic_path
+from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.lesion_review import (
     ReviewSummary,
@@ -163,6 +164,7 @@ class ReviewCase:
         else:
             from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
 
+            assert model is not None  # refused above when neither is given
             made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False),
                                                     progress=progress)
             labels = segmentation_to_labels(made, node_to_volume(ct_node))
@@ -290,7 +292,6 @@ class ReviewCase:
     def save_training_case(self, dataset: Path, case_id: str) -> Path:
         """Add the CT and the reviewed labels as case ``case_id`` of the prepared dataset at ``dataset`` (the
         format the Slicer module's *Save corrected case for training* writes), for ``train --data``."""
-        from LiverResUNetLib.datasets.cases import Case
         from LiverResUNetLib.datasets.prepare import add_case
 
         return Path(add_case(dataset, Case(case_id, self.ct, self.labels, "reviewed in the browser"),

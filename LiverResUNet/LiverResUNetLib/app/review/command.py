@@ -13,7 +13,9 @@ import socket
 import sys
 from pathlib import Path
 
+from LiverResUNetLib.datasets.cases import safe_case_name
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.progress import ProgressReporter
 
 SUMMARY = "review and correct a segmentation lesion by lesion in the browser (trame-slicer)"
 LOCAL_HOST = "127.0.0.1"
@@ -68,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
         raise input_error("review", f"the browser review needs trame-slicer ({error.name} is missing): "
                                     "use the review environment, scripts/review_env.sh") from error
     from LiverResUNetLib.app.review.case import ReviewCase
-    from LiverResUNetLib.cli import print_progress
-    from LiverResUNetLib.datasets.cases import safe_case_name
 
     slicer_app = new_slicer_app()
     page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or safe_case_name(args.input.stem))
-    case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
-                           progress=print_progress)
+    with ProgressReporter() as progress:
+        case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
+                               progress=progress)
     args.output.mkdir(parents=True, exist_ok=True)
     page.show(case)
     port = args.port or free_port(args.host)
