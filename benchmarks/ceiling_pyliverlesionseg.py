@@ -17,10 +17,10 @@ Two halves, two environments, one file:
   pipeline (``cnn_liver_lesion_seg_CT_MR_main``: crop, resample, both U-Nets, its post-processing), which
   writes ``CT.nii.gz_cnn_pred_liver.nii.gz`` and ``CT.nii.gz_cnn_pred_liver_lesions.nii.gz`` beside the CT,
   and ``segment_run.json`` (its seconds and peak memory).
-Nothing derived from the real data leaves benchmarks/output/ (git-ignored). Nothing in the product or the
-test suite imports this file or needs its environment.
+Nothing derived from the real data leaves benchmarks/output/ (git-ignored). The product never imports this file;
+the test suite imports only its first half (Testing/test_ceiling_grid.py) and never needs its environment.
 
-Usage (from the repository root; about 4 minutes a patient on 2 CPU cores):
+Usage (from the repository root; 4-5 CPU minutes and 5 GiB a patient, 8-10 min wall on the 2 shared cores):
     bash benchmarks/ceiling_env.sh          # once
     nice -n 10 .venv/bin/python benchmarks/ceiling_pyliverlesionseg.py
 """
@@ -43,10 +43,12 @@ LIVER_FILE, LESION_FILE = f"{CT_FILE}_cnn_pred_liver.nii.gz", f"{CT_FILE}_cnn_pr
 LABEL_FILE, SEGMENT_RUN_FILE = "pyliverlesionseg_labels.nii.gz", "segment_run.json"
 # The package's NIfTI affines pass through float32 (NIfTI's sform): grids agreeing within this are the same grid.
 GRID_TOLERANCE_MM = 1e-3
-TRAINING_DATA = ("pyliverlesionseg 0.3's pretrained weights (liver U-Net 2020-10-11, lesion U-Net 2022-02-07; "
-                 "CT and MR) were trained on many more patients than these two, probably including LiTS, which "
-                 "contains the 3D-IRCADb-01 patients: a ceiling, not a like-for-like comparison with the "
-                 "leave-one-patient-out benchmark, and these test patients may have been in its training data.")
+TRAINING_DATA = ("pyliverlesionseg 0.3's pretrained weights (liver U-Net of 2020-10-11, lesion U-Net of 2022-02-07, CT "
+                 "and MR) were trained on far more patients than these two: its training script's defaults name "
+                 "196 cases for the liver U-Net (169 training, 27 validation) and 180 for the lesion U-Net (145 / 35); "
+                 "the package does not name the datasets, probably LiTS, which contains the 3D-IRCADb-01 patients, "
+                 "so these two test patients may have been in its training data. A ceiling, not a like-for-like "
+                 "comparison with the leave-one-patient-out benchmark.")
 
 
 # ---- second half: runs in benchmarks/.venv-ceiling (Python 3.11, tensorflow-cpu 2.15.1) ----
@@ -84,9 +86,11 @@ def segment(ct_path: Path) -> None:
     pyliverlesionseg.cnn_liver_lesion_seg_CT_MR_main(
         str(ct_path), None, str(next(models.glob("*_liv_seg_*.hdf5"))), str(next(models.glob("*_lesion_seg_*.hdf5"))),
         seg_liver=True, seg_lesion=True, save_nifti=True, input_nifti=True, Modality="CT")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     (ct_path.parent / SEGMENT_RUN_FILE).write_text(json.dumps({
         "seconds_in_process": time.monotonic() - started,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
         "pyliverlesionseg": getattr(pyliverlesionseg, "__version__", "unknown"),
         "tensorflow": __import__("tensorflow").__version__,
         "python": sys.version.split()[0],
@@ -163,17 +167,19 @@ def _number(value) -> str:
 
 
 def table(cases: list, summary: dict) -> str:
-    """Per patient and pooled: liver and tumor Dice, lesions detected / missed / false positive, time, memory."""
-    rows = ["| patient | liver Dice | tumor Dice | lesions detected / missed / false positive | time | peak memory |",
-            "|---|---|---|---|---|---|"]
+    """Per patient and pooled: liver and tumor Dice, lesions detected / missed / false positive, wall and CPU time
+    and peak memory of the package's process."""
+    rows = ["| patient | liver Dice | tumor Dice | lesions detected / missed / false positive | wall time | CPU time "
+            "| peak memory |", "|---|---|---|---|---|---|---|"]
     for case in cases:
         lesions = case["lesions"]
         rows.append(f"| {case['case_id']} | {_number(case['liver']['dice'])} | {_number(case['tumor']['dice'])} | "
                     f"{lesions['detected']} / {lesions['missed']} / {lesions['false_positive']} | "
-                    f"{case['wall_seconds'] / 60:.1f} min | {case['segment_run']['peak_rss_mb'] / 1024:.1f} GB |")
+                    f"{case['wall_seconds'] / 60:.1f} min | {case['segment_run']['cpu_seconds'] / 60:.1f} min | "
+                    f"{case['segment_run']['peak_rss_mb'] / 1024:.1f} GiB |")
     pooled, lesions = summary["global"], summary["lesions"]
     rows.append(f"| pooled | {_number(pooled['liver']['dice'])} | {_number(pooled['tumor']['dice'])} | "
-                f"{lesions['detected']} / {lesions['missed']} / {lesions['false_positive']} | | |")
+                f"{lesions['detected']} / {lesions['missed']} / {lesions['false_positive']} | | | |")
     return "\n".join(rows)
 
 
