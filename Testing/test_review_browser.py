@@ -27,7 +27,7 @@ if os.environ.get("LIVERRESUNET_REVIEW_PASS") != "1":
     pytest.skip("the browser review runs in scripts/test.sh's third pass (.venv-review)", allow_module_level=True)
 
 from LiverResUNetLib.app.review.case import RECOVERY_NAME, SEGMENTATION_NAME, read_seg_nrrd  # noqa: E402
-from LiverResUNetLib.datasets.cases import discover_cases  # noqa: E402
+from LiverResUNetLib.datasets.discovery import discover_cases  # noqa: E402
 from LiverResUNetLib.io.dicom_series import find_series, read_series  # noqa: E402
 from LiverResUNetLib.lesion_review import lesion_map, review_summary  # noqa: E402
 from LiverResUNetLib.scene.volume_nodes import lps_to_ras  # noqa: E402
