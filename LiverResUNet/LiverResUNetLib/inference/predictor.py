@@ -37,6 +37,8 @@ CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 64
 # Share of the progress bar taken by the network; post-processing and the return to the input grid follow.
 NETWORK_SHARE = 0.9
+# Share of the network's part taken by a cascade's liver stage (whole slices); its tumor stage sees the liver only.
+LIVER_STAGE_SHARE = 0.6
 # Liver and tumor logits relative to the background where the network did not look (a slice wider than its
 # field of view): background, firmly.
 _UNSEEN_LOGIT = -1000.0
@@ -84,11 +86,25 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
     """
     report = progress or (lambda fraction, message: None)
     canonical = to_canonical(volume)
-    labels = predict_canonical_labels(canonical.array, model, device, batch_size, report, cancel,
+    # A cascade's liver stage takes the first part of the network's share of the progress, its tumor stage the rest.
+    liver_share = 1.0 if model.tumor_network is None else LIVER_STAGE_SHARE
+    labels = predict_canonical_labels(canonical.array, model, device, batch_size,
+                                      lambda fraction, message: report(fraction * liver_share, message), cancel,
                                       canonical.pixel_spacing, precision)
     _check_cancel(cancel)
-    report(NETWORK_SHARE, "post-processing")
+    report(NETWORK_SHARE * liver_share, "post-processing")
     labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
+    if model.tumor_network is not None:
+        # Imported here: the tumor stage uses this module's helpers.
+        from LiverResUNetLib.inference.cascade import add_tumors
+
+        labels = add_tumors(canonical.array, labels, model, canonical.spacing, device, batch_size,
+                            lambda fraction, message: report(NETWORK_SHARE * (liver_share + (1 - liver_share)
+                                                                              * fraction), message),
+                            cancel, precision)
+        _check_cancel(cancel)
+        report(NETWORK_SHARE, "post-processing")
+        labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
     result = volume.with_array(np.ascontiguousarray(from_canonical(labels, canonical)),
                                description="liver and liver tumor labels")
     report(1.0, "done")
@@ -113,6 +129,9 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
     device = pick_device(device)
     arithmetic = _autocast(device, precision)
     params = model.preprocessing
+    if params.liver_channel:
+        raise input_error(model.path or "model", "this file holds a cascade's tumor stage alone; segment with the "
+                                                 "run's model.pth, which holds both stages")
     network = model.network.to(device)
     batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
     count = hu.shape[0]

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from LiverResUNetLib.training.loop import CONFIG_FILE, train_cross_validation, train_model
+    from LiverResUNetLib.training.loop import CONFIG_FILE, small_cohort_notice, train_cross_validation, train_model
 
     overrides = dict(parse_assignment(text) for text in args.assignments)
     overrides.update({key: getattr(args, key) for _, key, *_ in FLAGS if getattr(args, key) is not None})
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(config, key) is None:
             raise input_error(f"--{key}", "required (on the command line or in the configuration file)")
     progress = ProgressBar() if int(os.environ.get("RANK", "0")) == 0 else None
+    if progress is not None and (notice := small_cohort_notice(config)):
+        print(notice, file=sys.stderr, flush=True)
     if config.split.folds is not None and config.split.fold is None:
         paths = train_cross_validation(config, progress, resume=args.resume)
     else:
