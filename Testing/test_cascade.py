@@ -33,7 +33,8 @@ TINY_CASCADE = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.
 def cascade_run(tiny_phantom_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("cascade") / "run"
     result = subprocess.run([sys.executable, "-m", "LiverResUNetLib", "train", "--data", str(tiny_phantom_dataset),
-                             "--out", str(out), "--epochs", "4", "--steps-per-epoch", "10", *TINY_CASCADE],
+                             "--out", str(out), "--epochs", "4", "--steps-per-epoch", "10", *TINY_CASCADE,
+                             "--tumor-shapes", str(tiny_phantom_dataset.parent / "raw" / "3Dircadb1")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return result, out
@@ -49,6 +50,8 @@ def test_one_train_writes_one_file_holding_both_stages(cascade_run):
     assert stage["architecture"]["in_channels"] == 4 and stage["architecture"]["base_width"] == 8
     assert card["preprocessing"]["pixel_size_mm"] == 12.0 and "liver_channel" not in card["preprocessing"]
     assert stage["training"]["history"][-1]["steps"] == 10 and len(stage["training"]["history"]) == 4
+    trained = stage["training"]["split"]["train"]  # each patient's liver box and two copies with pasted tumors
+    assert "3Dircadb1.1" in trained and "3Dircadb1.1+synthetic2" in trained and len(trained) == 12
     model = load_model(path)
     assert model.tumor_network is not None and model.tumor_network.stem.in_channels == 4
     assert "tumor stage: epoch 4/4" in result.stderr

@@ -49,6 +49,9 @@ FLAGS = (
      "stop after M minutes of training of the whole run (every --resume included), validate, keep the best "
      "model; the learning-rate schedule follows the clock; --resume with a larger M trains on"),
     ("--threads", "runtime.threads", int, "N", "CPU threads torch may use (default: torch's choice)"),
+    ("--tumor-shapes", "tumor_stage.tumor_shapes", str, "DIR",
+     "label maps without CT (<patient>/MASKS_DICOM.zip, as 3D-IRCADb-01): their real tumor shapes are pasted into "
+     "the training CTs' livers for the tumor stage"),
 )
 
 

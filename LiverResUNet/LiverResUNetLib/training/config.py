@@ -99,6 +99,9 @@ class TumorStageConfig:
     liver_jitter_mm: float = 4.0
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
+    tumor_shapes: typing.Optional[str] = None
+    synthetic_copies: int = 2
+    synthetic_tumors: int = 3
 
 
 SCHEDULES = ("cosine", "poly", "constant")
@@ -172,6 +175,8 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
         problems.append("tumor_stage.patch_size must be at least 8 pixels")
     if stage.box_margin_mm < 0 or stage.liver_jitter_mm < 0:
         problems.append("tumor_stage.box_margin_mm and liver_jitter_mm must be >= 0")
+    if stage.synthetic_copies < 0 or stage.synthetic_tumors < 0:
+        problems.append("tumor_stage.synthetic_copies and synthetic_tumors must be >= 0")
     if not 0.0 < stage.time_share < 1.0:
         problems.append("tumor_stage.time_share must be between 0 and 1 (the tumor stage's share of --max-minutes)")
     return problems

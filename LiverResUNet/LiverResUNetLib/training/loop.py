@@ -179,12 +179,14 @@ def _with_tumor_stage(liver_model, config, dataset, split, progress, cancel, res
     folder = out / STORE_FOLDER
     if dataset.context.is_main:
         tumor_stage.write_box_store([dataset.sources[case] for case in split.train], params, architecture,
-                                    config.tumor_stage.box_margin_mm, folder, progress)
+                                    config.tumor_stage, config.seed, folder, progress)
     distributed.wait_for_main(dataset.context)
     try:
+        store = SliceStore.open(folder)
         stage = _TrainingData(context=dataset.context, config=stage_config, architecture=architecture,
-                              params=params, sources=dataset.sources, store=SliceStore.open(folder),
-                              splits=[Split(train=list(split.train), val=[], seed=split.seed,
+                              params=params, sources=dataset.sources, store=store,
+                              splits=[Split(train=tumor_stage.store_case_ids(store, split.train), val=[],
+                                            seed=split.seed,
                                             method="the liver stage's training patients, none validated")])
         report = None if progress is None else (lambda fraction, message: progress(fraction, f"tumor stage: {message}"))
         run = _Run(stage_config, stage, stage.splits[0], report, cancel)

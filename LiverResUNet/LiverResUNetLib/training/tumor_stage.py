@@ -21,11 +21,12 @@ from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams, preprocess_slices, resize_labels
 from LiverResUNetLib.preprocessing.liver_box import liver_box, sized_params
 from LiverResUNetLib.preprocessing.orientation import to_canonical
-from LiverResUNetLib.training.config import TrainConfig
+from LiverResUNetLib.training.config import TrainConfig, TumorStageConfig
 from LiverResUNetLib.training.slices import SliceStore, store_slices
+from LiverResUNetLib.training.synthesis import paste_tumors, read_tumor_shapes
 
 if typing.TYPE_CHECKING:
-    from LiverResUNetLib.datasets.cases import Case, CaseSource
+    from LiverResUNetLib.datasets.cases import CaseSource
 
 TUMOR_STAGE_FOLDER = "tumor_stage"
 
@@ -80,31 +81,47 @@ def liver_jitter_pixels(config: TrainConfig, params: PreprocessingParams) -> int
     return int(round(config.tumor_stage.liver_jitter_mm / float(params.pixel_size_mm or 1.0)))
 
 
-def box_case_slices(case: Case, params: PreprocessingParams, margin_mm: float,
-                    multiple: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(images float16 [n, s, s], labels uint8 [n, s, s])`` of the reference liver's box of ``case`` (no slice
-    when it has no liver), cut and preprocessed as inference cuts the liver stage's box."""
-    image, labels = to_canonical(case.image), to_canonical(case.label).array
-    box = liver_box(labels > 0, image.spacing, margin_mm)
+def box_case_slices(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, float, float],
+                    params: PreprocessingParams, margin_mm: float, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(images float16 [n, s, s], labels uint8 [n, s, s])`` of the reference liver's box of a canonical CT (no
+    slice when it has no liver), cut and preprocessed as inference cuts the liver stage's box."""
+    box = liver_box(labels > 0, spacing, margin_mm)
     if box is None:
         empty = np.zeros((0, params.input_size, params.input_size))
         return empty.astype(np.float16), empty.astype(np.uint8)
-    hu, reference = image.array[box], labels[box]
-    sized = sized_params(params, hu.shape[1:], image.pixel_spacing, multiple, params.input_size)
-    images = preprocess_slices(hu, sized, image.pixel_spacing)
-    return images.astype(np.float16), resize_labels(reference, sized, image.pixel_spacing)
+    pixel_spacing = (spacing[1], spacing[0])
+    sized = sized_params(params, hu[box].shape[1:], pixel_spacing, multiple, params.input_size)
+    images = preprocess_slices(hu[box], sized, pixel_spacing)
+    return images.astype(np.float16), resize_labels(labels[box], sized, pixel_spacing)
 
 
-def write_box_store(sources: list[CaseSource], params: PreprocessingParams, architecture: dict, margin_mm: float,
-                    folder: Path, progress: Progress | None = None) -> SliceStore:
-    """The tumor stage's slice store in ``folder``: every case's liver box (see :func:`box_case_slices`)."""
+def write_box_store(sources: list[CaseSource], params: PreprocessingParams, architecture: dict,
+                    stage: TumorStageConfig, seed: int, folder: Path, progress: Progress | None = None) -> SliceStore:
+    """The tumor stage's slice store in ``folder``: every case's liver box (see :func:`box_case_slices`) and, with
+    ``stage.tumor_shapes``, ``stage.synthetic_copies`` copies of it holding real tumor shapes pasted into its liver
+    (``training/synthesis.py``)."""
     multiple = build_network(architecture).size_multiple
+    shapes = read_tumor_shapes(Path(stage.tumor_shapes)) if stage.tumor_shapes else []
+    copies = stage.synthetic_copies if shapes else 0
 
     def cases() -> typing.Iterator[tuple[str, np.ndarray, np.ndarray]]:
         for position, source in enumerate(sources):
             if progress:
                 progress(0.0, f"tumor stage: preparing the liver box of {source.case_id} "
                               f"({position + 1}/{len(sources)})")
-            yield (source.case_id, *box_case_slices(source.load(), params, margin_mm, multiple))
+            case = source.load()
+            image, labels = to_canonical(case.image), to_canonical(case.label).array
+            yield (source.case_id, *box_case_slices(image.array, labels, image.spacing, params,
+                                                    stage.box_margin_mm, multiple))
+            for copy in range(copies):
+                rng = np.random.default_rng([seed, position, copy])
+                hu, pasted = paste_tumors(image.array, labels, image.spacing, shapes, stage.synthetic_tumors, rng)
+                yield (f"{source.case_id}+synthetic{copy + 1}",
+                       *box_case_slices(hu, pasted, image.spacing, params, stage.box_margin_mm, multiple))
 
     return store_slices(cases(), folder, params.to_dict())
+
+
+def store_case_ids(store: SliceStore, cases: list[str]) -> list[str]:
+    """The store's case ids that come from ``cases`` (each case and its synthetic copies)."""
+    return [case for case in store.case_ids if case.split("+synthetic")[0] in cases]
