@@ -12,6 +12,7 @@ import torch
 from LiverResUNetLib.datasets.cases import discover_cases
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.inference.cascade import add_tumors
+from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.cascade import tumor_stage_section
 from LiverResUNetLib.model.model_file import LoadedModel, load_model, new_card, read_card, save_model
@@ -55,6 +56,7 @@ def test_one_train_writes_one_file_holding_both_stages(cascade_run):
     model = load_model(path)
     assert model.tumor_network is not None and model.tumor_network.stem.in_channels == 4
     assert "tumor stage: epoch 4/4" in result.stderr
+    assert card["postprocessing"] == {"min_tumor_mm3": 200.0}  # the cascade's minimum lesion size
 
 
 def test_four_patients_train_on_every_patient_and_say_so(cascade_run):
@@ -132,3 +134,15 @@ def test_the_training_liver_channel_grows_or_shrinks_within_the_jitter():
     assert areas.min() >= 12 * 12 and areas.max() <= 20 * 20 - 4 * 2  # within 2 pixels either way
     assert len(set(areas.tolist())) > 2  # grown and shrunk by different amounts
     assert np.array_equal(jittered_livers(labels, 0, np.random.default_rng(0)), (labels > 0).astype(np.float32))
+
+
+def test_the_predictor_applies_the_model_cards_post_processing_unless_told_otherwise(tiny_model_path,
+                                                                                   tiny_phantom_dataset):
+    model = load_model(tiny_model_path)
+    case = discover_cases(tiny_phantom_dataset)[0].load()
+    plain = predict_volume(case.image, model, device="cpu", postprocess=PostprocessOptions(min_tumor_mm3=0.0)).array
+    assert (plain == 2).any()
+    strict = LoadedModel(model.network, {**model.card, "postprocessing": {"min_tumor_mm3": 1e12}})
+    assert not (predict_volume(case.image, strict, device="cpu").array == 2).any()
+    explicit = predict_volume(case.image, strict, device="cpu", postprocess=PostprocessOptions(min_tumor_mm3=0.0))
+    assert np.array_equal(explicit.array, plain)

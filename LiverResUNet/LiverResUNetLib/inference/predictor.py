@@ -75,7 +75,8 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
         model: a :class:`~LiverResUNetLib.model.model_file.LoadedModel` (network and card).
         device: "auto", "cuda", "mps", "cpu" or a torch.device; the network is moved there.
         batch_size: slices per network call; None picks one for the device.
-        postprocess: :class:`PostprocessOptions`; None applies the default post-processing (turn steps off
+        postprocess: :class:`PostprocessOptions`; None applies the model's own post-processing (its card's
+            ``postprocessing`` section, e.g. a cascade's minimum lesion size, over the defaults; turn steps off
             with ``PostprocessOptions(keep_largest_liver=False, ...)``).
         progress: optional ``progress(fraction, message)``; fractions increase and end at 1.0.
         cancel: optional ``cancel() -> bool``, asked between batches; True raises ``errors.Cancelled``.
@@ -85,6 +86,7 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
         A uint8 label Volume (0 background, 1 liver, 2 tumor) on ``volume``'s exact grid.
     """
     report = progress or (lambda fraction, message: None)
+    postprocess = postprocess or postprocessing.PostprocessOptions.from_dict(model.card.get("postprocessing") or {})
     canonical = to_canonical(volume)
     # A cascade's liver stage takes the first part of the network's share of the progress, its tumor stage the rest.
     liver_share = 1.0 if model.tumor_network is None else LIVER_STAGE_SHARE

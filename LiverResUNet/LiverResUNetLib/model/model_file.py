@@ -271,6 +271,13 @@ def _check_card(card, path):
         raise input_error(path, f"the model card is not usable: {error}") from None
     if card.get(TUMOR_STAGE) is not None:
         _check_tumor_stage(card[TUMOR_STAGE], path)
+    if card.get("postprocessing") is not None:
+        from LiverResUNetLib.inference.postprocessing import PostprocessOptions
+
+        try:
+            PostprocessOptions.from_dict(card["postprocessing"])
+        except (TypeError, ValueError) as error:
+            raise input_error(path, f"the model card's post-processing is not usable: {error}") from None
 
 
 def _check_tumor_stage(stage, path):

@@ -138,6 +138,8 @@ def output_paths(cases, output, table, file_format):
 def _postprocess_options(args):
     from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 
+    if not args.no_postprocessing and args.min_tumor_mm3 is None:
+        return None  # the model's own: its card's post-processing over the defaults
     options = PostprocessOptions()
     if args.no_postprocessing:
         options = PostprocessOptions(keep_largest_liver=False, fill_liver_holes=False, tumor_inside_liver=False,

@@ -100,6 +100,7 @@ class TumorStageConfig:
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
     tumor_shapes: typing.Optional[str] = None
+    min_tumor_mm3: float = 200.0
     synthetic_copies: int = 2
     synthetic_tumors: int = 3
 
@@ -175,6 +176,8 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
         problems.append("tumor_stage.patch_size must be at least 8 pixels")
     if stage.box_margin_mm < 0 or stage.liver_jitter_mm < 0:
         problems.append("tumor_stage.box_margin_mm and liver_jitter_mm must be >= 0")
+    if stage.min_tumor_mm3 < 0:
+        problems.append("tumor_stage.min_tumor_mm3 must be >= 0")
     if stage.synthetic_copies < 0 or stage.synthetic_tumors < 0:
         problems.append("tumor_stage.synthetic_copies and synthetic_tumors must be >= 0")
     if not 0.0 < stage.time_share < 1.0:

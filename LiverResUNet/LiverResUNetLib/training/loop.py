@@ -195,7 +195,7 @@ def _with_tumor_stage(liver_model, config, dataset, split, progress, cancel, res
         if dataset.context.is_main:
             shutil.rmtree(folder, ignore_errors=True)
     if dataset.context.is_main:
-        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm)
+        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm, config.tumor_stage.min_tumor_mm3)
     distributed.wait_for_main(dataset.context)
     return liver_model
 
