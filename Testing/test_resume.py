@@ -17,7 +17,8 @@ from LiverResUNetLib.training.config import TrainConfig, apply_overrides
 from LiverResUNetLib.training.loop import train_model
 
 TINY = {"preprocessing": {"input_size": 32, "pixel_size_mm": 12.0}, "network": {"base_width": 8, "depth": 3},
-        "optimization.batch_size": 4, "optimization.warmup_steps": 3, "runtime.threads": 1}
+        "optimization.batch_size": 4, "optimization.warmup_steps": 3, "runtime.threads": 1,
+        "tumor_stage.enabled": False}  # the single-stage loop; the cascade: test_cascade.py
 
 
 def test_a_run_killed_mid_epoch_resumes_and_finishes(tiny_phantom_dataset, tmp_path):

@@ -17,7 +17,8 @@ from LiverResUNetLib.training.checkpoints import load_checkpoint
 # 32 pixels of 12 mm: the default's 384 mm field of view.
 TINY = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.pixel_size_mm=12",
         "--set", "network.base_width=8", "--set", "network.depth=3",
-        "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1"]
+        "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1",
+        "--set", "tumor_stage.enabled=false"]  # the single-stage loop; the cascade: test_cascade.py
 
 
 def run_train(*arguments):
@@ -29,7 +30,7 @@ def run_train(*arguments):
 def trained_run(tiny_phantom_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "run"
     result = run_train("--data", str(tiny_phantom_dataset), "--out", str(out), "--epochs", "6",
-                       "--steps-per-epoch", "10", *TINY)
+                       "--steps-per-epoch", "10", "--val-fraction", "0.25", *TINY)
     return result, out
 
 

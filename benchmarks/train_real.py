@@ -132,15 +132,18 @@ def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> 
     case = report["cases"][0]
     fit = json.loads((run / "fit" / "report.json").read_text())["cases"][0]
     liver_dice_outside_tumors, tumor_share = liver_outside_tumors(case)
-    history = report["model"]["card"]["training"]["history"]
+    card = report["model"]["card"]
+    history = card["training"]["history"]
+    tumor_history = (card.get("tumor_stage") or {}).get("training", {}).get("history", [])
     return {
         "train": train, "test": test,
         "command": "python -m LiverResUNetLib " + " ".join(map(str, training)),
         "train_minutes": round(seconds / 60, 2),
         "epochs": len(history), "steps": sum(row["steps"] for row in history),
+        "tumor_stage_steps": sum(row["steps"] for row in tumor_history) if tumor_history else None,
         "liver": scores(case["liver"]), "tumor": scores(case["tumor"]),
         "lesions": {key: case["lesions"][key] for key in ("reference_lesions", "detected", "missed",
-                                                          "false_positive")},
+                                                          "false_positive", "precision", "recall")},
         "report": str(run / "report" / "report.html"),
         "fit": {"liver_dice": fit["liver"]["dice"], "tumor_dice": fit["tumor"]["dice"]},
         "liver_dice_outside_tumors": liver_dice_outside_tumors,
@@ -171,7 +174,8 @@ def main() -> int:
         "directions": results,
         "pooled": {name: scores(pooled["global"][name]) for name in ("liver", "tumor")},
         "pooled_lesions": {key: pooled["lesions"][key] for key in ("reference_lesions", "detected", "missed",
-                                                                   "false_positive", "detection_rate")},
+                                                                   "false_positive", "detection_rate", "precision",
+                                                                   "recall")},
         "targets": {"liver_dice_each_direction": LIVER_TARGET, "tumor_dice_pooled": POOLED_TUMOR_TARGET},
     }
     met = all((run["liver"]["dice"] or 0) >= LIVER_TARGET for run in results) \

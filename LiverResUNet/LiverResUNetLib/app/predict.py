@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.model.model_file import load_model
 
     try:
-        postprocess = PostprocessOptions.from_dict(args.postprocessing or {})
+        postprocess = None if args.postprocessing is None else PostprocessOptions.from_dict(args.postprocessing)
     except (TypeError, ValueError) as error:
         raise input_error("--postprocessing", str(error)) from error
     with ProgressReporter() as progress:

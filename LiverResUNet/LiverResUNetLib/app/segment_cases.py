@@ -102,10 +102,14 @@ def output_paths(cases: Sequence[Case], output: Path, table: Path | None,
     return [(output / f"{case.name}{file_format}", table / f"{case.name}.csv" if table else None) for case in cases]
 
 
-def postprocess_options(enabled: bool = True, min_tumor_mm3: float | None = None) -> PostprocessOptions:
-    """The post-processing: the defaults, none at all (the network's raw labels), and/or another tumor size."""
+def postprocess_options(enabled: bool = True,
+                        min_tumor_mm3: float | None = None) -> PostprocessOptions | None:
+    """The post-processing: the model's own (None: its card's over the defaults), none at all (the network's raw
+    labels), and/or another tumor size."""
     from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 
+    if enabled and min_tumor_mm3 is None:
+        return None
     options = PostprocessOptions()
     if not enabled:
         options = PostprocessOptions(keep_largest_liver=False, fill_liver_holes=False, tumor_inside_liver=False,

@@ -23,6 +23,7 @@ Several processes (GPUs or CPU slots) train one model with torch's DDP:
 import argparse
 import functools
 import os
+import sys
 from pathlib import Path
 
 from LiverResUNetLib.errors import input_error
@@ -48,6 +49,9 @@ FLAGS = (
      "stop after M minutes of training of the whole run (every --resume included), validate, keep the best "
      "model; the learning-rate schedule follows the clock; --resume with a larger M trains on"),
     ("--threads", "runtime.threads", int, "N", "CPU threads torch may use (default: torch's choice)"),
+    ("--tumor-shapes", "tumor_stage.tumor_shapes", str, "DIR",
+     "label maps without CT (<patient>/MASKS_DICOM.zip, as 3D-IRCADb-01): their real tumor shapes are pasted into "
+     "the training CTs' livers for the tumor stage"),
 )
 
 
@@ -76,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.training.config import load_config, parse_assignment
-    from LiverResUNetLib.training.loop import CONFIG_FILE, train_cross_validation, train_model
+    from LiverResUNetLib.training.loop import CONFIG_FILE, small_cohort_notice, train_cross_validation, train_model
 
     overrides = dict(parse_assignment(text) for text in args.assignments)
     overrides.update({key: getattr(args, key) for _, key, *_ in FLAGS if getattr(args, key) is not None})
@@ -90,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
             raise input_error(f"--{key}", "required (on the command line or in the configuration file)")
     # One process draws the progress: under torchrun every other rank trains silently.
     progress = ProgressReporter(interval=2.0) if int(os.environ.get("RANK", "0")) == 0 else None
+    if progress is not None and (notice := small_cohort_notice(config)):
+        print(notice, file=sys.stderr, flush=True)
     if config.split.folds is not None and config.split.fold is None:
         paths = train_cross_validation(config, progress, resume=args.resume)
     else:

@@ -79,12 +79,22 @@ def _predicted_rows(predicted_lesions: LabelledLesions, reference: np.ndarray) -
                                                           _rounded_centroids(predicted_lesions)), start=1)]
 
 
+def lesion_precision_recall(detected: int, reference: int, false_positive: int,
+                            predicted: int) -> dict[str, float | None]:
+    """``{"precision", "recall"}`` of lesion counts: the share of predicted lesions that are true (overlap a
+    reference lesion) and the share of reference lesions detected; None where there is nothing to count."""
+    return {"precision": (predicted - false_positive) / predicted if predicted else None,
+            "recall": detected / reference if reference else None}
+
+
 def lesion_detection(prediction: npt.ArrayLike, reference: npt.ArrayLike, spacing: Sequence[float]
                      ) -> dict[str, Any]:
     """Match the lesions of a predicted and a reference tumor mask (boolean arrays on one grid).
 
-    Returns counts (``reference_lesions``, ``predicted_lesions``, ``detected``, ``missed``, ``false_positive``)
-    and per-lesion rows: ``reference`` (lesion, volume_ml, centroid_kji, detected, dice) and ``predicted``
+    Returns counts (``reference_lesions``, ``predicted_lesions``, ``detected``, ``missed``, ``false_positive``),
+    the lesion-level ``precision`` (share of predicted lesions that overlap a reference lesion) and ``recall``
+    (share of reference lesions detected), each None when its denominator is 0, and per-lesion rows:
+    ``reference`` (lesion, volume_ml, centroid_kji, detected, dice) and ``predicted``
     (lesion, volume_ml, centroid_kji, false_positive).
     """
     predicted_mask = np.asarray(prediction, dtype=bool)
@@ -94,13 +104,15 @@ def lesion_detection(prediction: npt.ArrayLike, reference: npt.ArrayLike, spacin
     reference_rows = _reference_rows(reference_lesions, predicted_lesions)
     predicted_rows = _predicted_rows(predicted_lesions, reference_mask)
     detected = sum(row["detected"] for row in reference_rows)
+    false_positive = sum(row["false_positive"] for row in predicted_rows)
     return {
         "connectivity": CONNECTIVITY,
         "reference_lesions": reference_lesions.count,
         "predicted_lesions": predicted_lesions.count,
         "detected": detected,
         "missed": reference_lesions.count - detected,
-        "false_positive": sum(row["false_positive"] for row in predicted_rows),
+        "false_positive": false_positive,
+        **lesion_precision_recall(detected, reference_lesions.count, false_positive, predicted_lesions.count),
         "reference": reference_rows,
         "predicted": predicted_rows,
     }

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from LiverResUNetLib.evaluation.lesions import lesion_detection
+from LiverResUNetLib.evaluation.lesions import lesion_detection, lesion_precision_recall
 from LiverResUNetLib.volume import LABEL_NAMES, TUMOR, voxel_volume_ml
 
 HD_PERCENTILE = 95
@@ -170,6 +170,8 @@ def summarise(cases: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "lesions": {
             **lesion_counts,
             "detection_rate": _ratio(lesion_counts["detected"], lesion_counts["reference_lesions"]),
+            **lesion_precision_recall(lesion_counts["detected"], lesion_counts["reference_lesions"],
+                                      lesion_counts["false_positive"], lesion_counts["predicted_lesions"]),
             "false_positives_per_case": _ratio(lesion_counts["false_positive"], len(cases)),
             "lesion_dice": mean_sd([lesion["dice"] for case in cases for lesion in case["lesions"]["reference"]]),
         },

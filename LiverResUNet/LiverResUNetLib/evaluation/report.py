@@ -253,7 +253,8 @@ def _summary_section(summary: dict[str, Any]) -> str:
 {''.join(rows)}</table>
 <p><b>Lesion detection:</b> {lesions['detected']} of {lesions['reference_lesions']} reference lesions detected
 (rate {_number(lesions['detection_rate'])}), {lesions['missed']} missed, {lesions['false_positive']} false-positive
-lesions ({_number(lesions['false_positives_per_case'], 2)} per case); per-lesion Dice
+lesions ({_number(lesions['false_positives_per_case'], 2)} per case); lesion precision
+{_number(lesions['precision'])}, recall {_number(lesions['recall'])}; per-lesion Dice
 {_format_mean_sd(lesions['lesion_dice'])}.</p>
 <p>{_tumor_free_sentence(tumor_free)}</p>"""
 

@@ -37,6 +37,8 @@ CPU_BATCH_SIZE = 16
 GPU_BATCH_SIZE = 64
 # Share of the progress bar taken by the network; post-processing and the return to the input grid follow.
 NETWORK_SHARE = 0.9
+# Share of the network's part taken by a cascade's liver stage (whole slices); its tumor stage sees the liver only.
+LIVER_STAGE_SHARE = 0.6
 # Liver and tumor logits relative to the background where the network did not look (a slice wider than its
 # field of view): background, firmly.
 _UNSEEN_LOGIT = -1000.0
@@ -53,7 +55,8 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
         model: a :class:`~LiverResUNetLib.model.model_file.LoadedModel` (network and card).
         device: "auto", "cuda", "mps", "cpu" or a torch.device; the network is moved there.
         batch_size: slices per network call; None picks one for the device.
-        postprocess: :class:`PostprocessOptions`; None applies the default post-processing (turn steps off
+        postprocess: :class:`PostprocessOptions`; None applies the model's own post-processing (its card's
+            ``postprocessing`` section, e.g. a cascade's minimum lesion size, over the defaults; turn steps off
             with ``PostprocessOptions(keep_largest_liver=False, ...)``).
         progress: optional ``progress(fraction, message)``; fractions increase and end at 1.0.
         cancel: optional ``cancel() -> bool``, asked between batches; True raises ``errors.Cancelled``.
@@ -63,12 +66,27 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
         A uint8 label Volume (0 background, 1 liver, 2 tumor) on ``volume``'s exact grid.
     """
     report = progress or (lambda fraction, message: None)
+    postprocess = postprocess or postprocessing.PostprocessOptions.from_dict(model.card.get("postprocessing") or {})
     canonical = to_canonical(volume)
-    labels = predict_canonical_labels(canonical.array, model, device, batch_size, report, cancel,
+    # A cascade's liver stage takes the first part of the network's share of the progress, its tumor stage the rest.
+    liver_share = 1.0 if model.tumor_network is None else LIVER_STAGE_SHARE
+    labels = predict_canonical_labels(canonical.array, model, device, batch_size,
+                                      lambda fraction, message: report(fraction * liver_share, message), cancel,
                                       canonical.pixel_spacing, precision)
     _check_cancel(cancel)
-    report(NETWORK_SHARE, "post-processing")
+    report(NETWORK_SHARE * liver_share, "post-processing")
     labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
+    if model.tumor_network is not None:
+        # Imported here: the tumor stage uses this module's helpers.
+        from LiverResUNetLib.inference.cascade import add_tumors
+
+        labels = add_tumors(canonical.array, labels, model, canonical.spacing, device, batch_size,
+                            lambda fraction, message: report(NETWORK_SHARE * (liver_share + (1 - liver_share)
+                                                                              * fraction), message),
+                            cancel, precision)
+        _check_cancel(cancel)
+        report(NETWORK_SHARE, "post-processing")
+        labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
     result = volume.with_array(np.ascontiguousarray(from_canonical(labels, canonical)),
                                description="liver and liver tumor labels")
     report(1.0, "done")
@@ -93,6 +111,9 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
     device = pick_device(device)
     arithmetic = _autocast(device, precision)
     params = model.preprocessing
+    if params.liver_channel:
+        raise input_error(model.path or "model", "this file holds a cascade's tumor stage alone; segment with the "
+                                                 "run's model.pth, which holds both stages")
     network = model.network.to(device)
     batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
     count = hu.shape[0]

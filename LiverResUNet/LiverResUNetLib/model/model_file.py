@@ -8,6 +8,8 @@ that record with ``zipfile`` and ``json`` alone: no torch, nothing unpickled. Fi
 record existed are read with ``torch.load(weights_only=True)``.
 The card says everything needed to use the weights: the architecture, the preprocessing the network was
 trained with, the class names, how it was trained, its validation metrics and the software versions.
+A cascade's file also holds its tumor stage: the second network's weights (``tumor_weights``) and, in the
+card's ``tumor_stage`` section, its architecture, preprocessing and liver-box margin (see model/cascade.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -39,7 +41,9 @@ if typing.TYPE_CHECKING:
     from LiverResUNetLib.model.resunet import ResUNet
 
 FILE_FORMAT = "LiverResUNet-model"
-FORMAT_VERSION = 1
+# 2: a card may hold a tumor stage (a reader of format 1 would ignore it and segment with the liver stage alone).
+FORMAT_VERSION = 2
+TUMOR_STAGE = "tumor_stage"
 # The card as JSON, in the archive's folder beside torch's records (which torch ignores when loading).
 CARD_RECORD = "card.json"
 _SHOWN_DIFFERENCES = 5
@@ -52,11 +56,18 @@ class LoadedModel:
     network: torch.nn.Module
     card: dict[str, Any]
     path: Path | None = None
+    tumor_network: "torch.nn.Module | None" = None
 
     @property
     def preprocessing(self) -> PreprocessingParams:
         """The :class:`PreprocessingParams` the network was trained with."""
         return PreprocessingParams.from_dict(self.card["preprocessing"])
+
+    @property
+    def tumor_preprocessing(self) -> PreprocessingParams | None:
+        """The tumor stage's :class:`PreprocessingParams`; None for a single-stage model."""
+        stage = self.card.get(TUMOR_STAGE)
+        return None if stage is None else PreprocessingParams.from_dict(stage["preprocessing"])
 
 
 def new_card(architecture: Mapping[str, Any], preprocessing: PreprocessingParams | dict[str, Any],
@@ -104,22 +115,36 @@ def model_identity(card: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(card, sort_keys=True).encode("utf-8")).hexdigest()[:12]
 
 
-def save_model(path: str | Path, network: torch.nn.Module, card: dict[str, Any]) -> Path:
-    """Write ``network``'s weights and ``card`` to ``path`` atomically (a crash leaves no half-written file)."""
+def save_model(path: str | Path, network: torch.nn.Module, card: dict[str, Any],
+               tumor_network: torch.nn.Module | None = None) -> Path:
+    """Write ``network``'s weights and ``card`` to ``path`` atomically (a crash leaves no half-written file).
+
+    A card with a tumor stage needs its ``tumor_network``, and a tumor network needs that section.
+    """
     import torch
 
-    from LiverResUNetLib.model.resunet import build_network
-
-    differences = _state_differences(build_network(card["architecture"]).state_dict(), network.state_dict())
-    if differences:
-        raise ValueError(f"the network does not match the card's architecture: {differences}")
-    weights = {name: value.detach().to("cpu").contiguous() for name, value in network.state_dict().items()}
+    stage = card.get(TUMOR_STAGE)
+    if (stage is None) != (tumor_network is None):
+        raise ValueError("a tumor network and the card's tumor_stage section go together")
     text = json.dumps(card)
+    content: dict[str, Any] = {"format": FILE_FORMAT, "card": text, "weights": _checked_weights(network, card)}
+    if stage is not None and tumor_network is not None:
+        content["tumor_weights"] = _checked_weights(tumor_network, stage)
     with atomic_path(path) as temporary:
-        torch.save({"format": FILE_FORMAT, "card": text, "weights": weights}, temporary)
+        torch.save(content, temporary)
         with zipfile.ZipFile(temporary, "a") as archive:
             archive.writestr(f"{_archive_folder(archive)}/{CARD_RECORD}", text)
     return Path(path)
+
+
+def _checked_weights(network: torch.nn.Module, described: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``network``'s weights on the CPU; ValueError unless they fit the architecture ``described`` holds."""
+    from LiverResUNetLib.model.resunet import build_network
+
+    differences = _state_differences(build_network(described["architecture"]).state_dict(), network.state_dict())
+    if differences:
+        raise ValueError(f"the network does not match the card's architecture: {differences}")
+    return {name: value.detach().to("cpu").contiguous() for name, value in network.state_dict().items()}
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
@@ -142,20 +167,31 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
             holding objects that are not plain data, written by a newer version, or weights that do not
             match the card's architecture (the differing parameters are named).
     """
+    card, weights, tumor_weights = _read_file(path, mmap=False)
+    network = _network_of(card, weights, path, "")
+    tumor_network = None
+    if card.get(TUMOR_STAGE) is not None and tumor_weights is not None:
+        tumor_network = _network_of(card[TUMOR_STAGE], tumor_weights, path, "tumor stage's ").to(device).eval()
+    return LoadedModel(network.to(device).eval(), card, Path(path), tumor_network)
+
+
+def _network_of(described: dict[str, Any], weights: dict[str, torch.Tensor], path: str | Path,
+                which: str) -> ResUNet:
+    """The network the ``architecture`` of ``described`` (a card or its tumor stage) builds, holding ``weights``."""
     from LiverResUNetLib.model.resunet import build_network
 
-    card, weights = _read_file(path, mmap=False)
-    network = build_network(card["architecture"])
+    network = build_network(described["architecture"])
     differences = _state_differences(network.state_dict(), weights)
     if differences:
-        raise input_error(path, f"the weights do not fit the {card['architecture'].get('name', 'ResUNet')} "
-                                f"architecture described in its card: {differences}")
+        raise input_error(path, f"the {which}weights do not fit the {described['architecture'].get('name', 'ResUNet')}"
+                                f" architecture described in its card: {differences}")
     network.load_state_dict(weights)
-    return LoadedModel(network.to(device).eval(), card, Path(path))
+    return network
 
 
-def _read_file(path: str | Path, mmap: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(card, weights)`` of a model file, every refusal as an InputError naming ``path``."""
+def _read_file(path: str | Path, mmap: bool
+               ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """``(card, weights, tumor weights or None)`` of a model file, every refusal as an InputError naming ``path``."""
     import torch
 
     path = Path(path)
@@ -178,9 +214,19 @@ def _read_file(path: str | Path, mmap: bool) -> tuple[dict[str, Any], dict[str, 
     card = _parse_card(content.get("card"), path)
     _check_network(card, path)
     weights = content.get("weights")
-    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
+    if not _is_weights(weights):
         raise input_error(path, "the model file holds no weights")
-    return card, weights
+    tumor_weights = content.get("tumor_weights")
+    if card.get(TUMOR_STAGE) is not None and not _is_weights(tumor_weights):
+        raise input_error(path, "the model card describes a tumor stage but the file holds no tumor_weights")
+    return card, weights, tumor_weights if _is_weights(tumor_weights) else None
+
+
+def _is_weights(weights: object) -> TypeGuard[dict[str, torch.Tensor]]:
+    """Whether ``weights`` is what torch saved of a state dict: names and tensors."""
+    import torch
+
+    return isinstance(weights, dict) and all(isinstance(value, torch.Tensor) for value in weights.values())
 
 
 def _check_archive(path: str | Path) -> None:
@@ -244,20 +290,48 @@ def _check_card(card: object, path: str | Path) -> dict[str, Any]:
         PreprocessingParams.from_dict(card["preprocessing"])
     except (TypeError, ValueError) as error:
         raise input_error(path, f"the model card is not usable: {error}") from None
+    if card.get(TUMOR_STAGE) is not None:
+        _check_tumor_stage(card[TUMOR_STAGE], path)
+    if card.get("postprocessing") is not None:
+        from LiverResUNetLib.inference.postprocessing import PostprocessOptions
+
+        try:
+            PostprocessOptions.from_dict(card["postprocessing"])
+        except (TypeError, ValueError) as error:
+            raise input_error(path, f"the model card's post-processing is not usable: {error}") from None
     return card
+
+
+def _check_tumor_stage(stage: object, path: str | Path) -> None:
+    """InputError unless a card's ``tumor_stage`` section says how to feed its network."""
+    if not isinstance(stage, dict) or any(key not in stage for key in ("architecture", "preprocessing",
+                                                                          "box_margin_mm")):
+        raise input_error(path, "the model card's tumor_stage lacks architecture, preprocessing or box_margin_mm")
+    try:
+        params = PreprocessingParams.from_dict(stage["preprocessing"])
+    except (TypeError, ValueError) as error:
+        raise input_error(path, f"the model card's tumor stage is not usable: {error}") from None
+    if not params.liver_channel or params.pixel_size_mm is None:
+        raise input_error(path, "the model card's tumor stage must take the liver mask (liver_channel) at a pixel "
+                                "size in mm")
+    if not isinstance(stage["box_margin_mm"], (int, float)) or stage["box_margin_mm"] < 0:
+        raise input_error(path, f"the tumor stage's box_margin_mm must be >= 0, got {stage['box_margin_mm']!r}")
 
 
 def _check_network(card: dict[str, Any], path: str | Path) -> None:
     """InputError unless the card's architecture can be built and takes its preprocessing's slices."""
     from LiverResUNetLib.model.resunet import build_network
 
-    try:
-        network = build_network(card["architecture"])
-    except (TypeError, ValueError) as error:
-        raise input_error(path, f"the model card is not usable: {error}") from None
-    problem = _mismatch(network, PreprocessingParams.from_dict(card["preprocessing"]))
-    if problem:
-        raise input_error(path, problem)
+    for described in (card, card.get(TUMOR_STAGE)):
+        if described is None:
+            continue
+        try:
+            network = build_network(described["architecture"])
+        except (TypeError, ValueError) as error:
+            raise input_error(path, f"the model card is not usable: {error}") from None
+        problem = _mismatch(network, PreprocessingParams.from_dict(described["preprocessing"]))
+        if problem:
+            raise input_error(path, problem)
 
 
 def _mismatch(network: ResUNet, params: PreprocessingParams) -> str | None:

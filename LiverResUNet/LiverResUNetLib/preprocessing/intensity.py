@@ -44,6 +44,7 @@ class PreprocessingParams:
         pixel_size_mm: slices are resampled to this pixel size (aspect ratio kept), then padded or cropped
             about their centre to the input size; None (models from before it existed) stretches every slice
             to the input size whatever its pixel size.
+        liver_channel: a cascade's tumor stage gets the liver mask as one more input channel (after the slices).
     """
 
     window: tuple[float, float] = (-100.0, 400.0)
@@ -52,6 +53,7 @@ class PreprocessingParams:
     input_size: int = 256
     context_slices: int = 1
     pixel_size_mm: float | None = 1.5
+    liver_channel: bool = False
 
     def __post_init__(self) -> None:
         window = tuple(float(value) for value in self.window)
@@ -65,6 +67,8 @@ class PreprocessingParams:
             raise ValueError(f"input_size must be an integer of at least 8, got {self.input_size}")
         if int(self.context_slices) != self.context_slices or self.context_slices < 0:
             raise ValueError(f"context_slices must be an integer >= 0, got {self.context_slices}")
+        if not isinstance(self.liver_channel, bool):
+            raise ValueError(f"liver_channel must be true or false, got {self.liver_channel!r}")
         if self.pixel_size_mm is not None and not float(self.pixel_size_mm) > 0.0:
             raise ValueError(f"pixel_size_mm must be > 0 (or null to stretch slices), got {self.pixel_size_mm}")
         object.__setattr__(self, "window", window)
@@ -76,12 +80,15 @@ class PreprocessingParams:
 
     @property
     def channels(self) -> int:
-        """Input channels of the network fed with these slices: the slice and its neighbours."""
-        return 2 * self.context_slices + 1
+        """Input channels of the network fed with these slices: the slice and its neighbours (and the liver mask)."""
+        return 2 * self.context_slices + 1 + int(self.liver_channel)
 
     def to_dict(self) -> dict[str, Any]:
+        """The parameters as plain data; ``liver_channel`` only when set, so single-stage cards stay as they were."""
         values = dataclasses.asdict(self)
         values["window"] = list(self.window)
+        if not self.liver_channel:
+            del values["liver_channel"]
         return values
 
     @classmethod

@@ -24,9 +24,10 @@ from LiverResUNetLib.records import DataclassInstance
 @dataclass
 class SplitConfig:
     """How cases are divided between training and validation (always by patient, never by slice);
-    ``val_fraction`` 0 trains on every patient with no validation (nnU-Net's fold "all")."""
+    ``val_fraction`` 0 trains on every patient with no validation (nnU-Net's fold "all"); None (the default) holds
+    out 0.2, or none when the cohort is too small to spare a patient (see ``splits.default_val_fraction``)."""
 
-    val_fraction: float = 0.2
+    val_fraction: typing.Optional[float] = None
     folds: typing.Optional[int] = None
     fold: typing.Optional[int] = None
 
@@ -90,6 +91,24 @@ class RuntimeConfig:
     workers: typing.Optional[int] = None
 
 
+@dataclass
+class TumorStageConfig:
+    """A cascade's second network: tumors inside the liver's bounding box, at a finer pixel size, given the liver
+    mask (the reference liver, randomly grown or shrunk, in training; the liver stage's at inference)."""
+
+    enabled: bool = True
+    pixel_size_mm: float = 0.75
+    patch_size: int = 128
+    box_margin_mm: float = 10.0
+    liver_jitter_mm: float = 4.0
+    time_share: float = 0.5
+    network: dict = field(default_factory=dict)
+    tumor_shapes: typing.Optional[str] = None
+    min_tumor_mm3: float = 200.0
+    synthetic_copies: int = 2
+    synthetic_tumors: int = 3
+
+
 SCHEDULES = ("cosine", "poly", "constant")
 
 
@@ -110,6 +129,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    tumor_stage: TumorStageConfig = field(default_factory=TumorStageConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested dict of plain values (the YAML file, the model card's ``training.config``)."""
@@ -124,7 +144,7 @@ class TrainConfig:
         """Refuse values that are the right type but make no sense (InputError naming ``source``)."""
         split, sampling, optimization = self.split, self.sampling, self.optimization
         problems = []
-        if not 0.0 <= split.val_fraction < 1.0:
+        if split.val_fraction is not None and not 0.0 <= split.val_fraction < 1.0:
             problems.append("split.val_fraction must be at least 0 (0: train on every patient) and below 1")
         if split.folds is not None and split.folds < 2:
             problems.append("split.folds must be at least 2 (or null for a single train/validation split)")
@@ -148,9 +168,28 @@ class TrainConfig:
             problems.append("runtime.checkpoint_every_steps must be at least 1")
         if self.runtime.workers is not None and self.runtime.workers < 0:
             problems.append("runtime.workers must be at least 0 (0: batches made in the training process)")
+        problems += _tumor_stage_problems(self.tumor_stage)
         if problems:
             raise input_error(source, "; ".join(problems))
         return self
+
+
+def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
+    """What makes no sense in a ``tumor_stage`` section."""
+    problems = []
+    if stage.pixel_size_mm <= 0:
+        problems.append("tumor_stage.pixel_size_mm must be > 0")
+    if stage.patch_size < 8:
+        problems.append("tumor_stage.patch_size must be at least 8 pixels")
+    if stage.box_margin_mm < 0 or stage.liver_jitter_mm < 0:
+        problems.append("tumor_stage.box_margin_mm and liver_jitter_mm must be >= 0")
+    if stage.min_tumor_mm3 < 0:
+        problems.append("tumor_stage.min_tumor_mm3 must be >= 0")
+    if stage.synthetic_copies < 0 or stage.synthetic_tumors < 0:
+        problems.append("tumor_stage.synthetic_copies and synthetic_tumors must be >= 0")
+    if not 0.0 < stage.time_share < 1.0:
+        problems.append("tumor_stage.time_share must be between 0 and 1 (the tumor stage's share of --max-minutes)")
+    return problems
 
 
 # Options a resumed run may change; every other one changes what is learned and must match the interrupted run

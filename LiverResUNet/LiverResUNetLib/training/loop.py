@@ -32,9 +32,11 @@ from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import Cancelled, input_error
 from LiverResUNetLib.evaluation.metrics import mean_sd
+from LiverResUNetLib.model.cascade import write_cascade
 from LiverResUNetLib.model.model_file import fitting_network, load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
-from LiverResUNetLib.training import distributed
+from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
+from LiverResUNetLib.training import distributed, tumor_stage
 from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
@@ -42,7 +44,7 @@ from LiverResUNetLib.training.config import TrainConfig, resume_differences, wri
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
 from LiverResUNetLib.training.sampling import BalancedSliceSampler
 from LiverResUNetLib.training.slices import SliceSet, SliceStore, write_slice_store
-from LiverResUNetLib.training.splits import Split, make_splits
+from LiverResUNetLib.training.splits import SMALL_COHORT, Split, default_val_fraction, make_splits
 from LiverResUNetLib.training.validation import validate
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
@@ -65,7 +67,19 @@ def train_model(config: TrainConfig, progress: Progress | None = None, resume: b
     if config.split.folds is not None and config.split.fold is None:
         raise input_error(config.out, "cross-validation trains several models: use train_cross_validation")
     with _training_data(config, progress) as dataset:
-        return _Run(config, dataset, dataset.splits[0], progress, cancel).train(resume)
+        liver_model = _Run(config, dataset, dataset.splits[0], progress, cancel).train(resume)
+        return _with_tumor_stage(liver_model, config, dataset, dataset.splits[0], progress, cancel, resume)
+
+
+def small_cohort_notice(config: TrainConfig) -> str | None:
+    """The line that says a small cohort is trained whole by default (None when it is not the case)."""
+    if config.data is None or config.split.folds is not None or config.split.val_fraction is not None:
+        return None
+    patients = len(discover_cases(config.data))
+    if default_val_fraction(patients) > 0:
+        return None
+    return (f"{patients} patient{'s' if patients > 1 else ''} (fewer than {SMALL_COHORT}): training on every patient "
+            "with the fixed schedule, none held out (fold \"all\"); --val-fraction F holds some out")
 
 
 def train_cross_validation(config: TrainConfig, progress: Progress | None = None, resume: bool = False,
@@ -82,7 +96,8 @@ def train_cross_validation(config: TrainConfig, progress: Progress | None = None
             fold_config = _replace(config, out=str(_out(config) / f"fold_{split.fold}"), fold=split.fold)
             run = _Run(fold_config, dataset, split, progress, cancel)
             # Resuming cross-validation continues the interrupted fold; folds not started yet start afresh.
-            paths.append(run.train(resume and (_out(fold_config) / CHECKPOINT_FILE).exists()))
+            liver_model = run.train(resume and (_out(fold_config) / CHECKPOINT_FILE).exists())
+            paths.append(_with_tumor_stage(liver_model, fold_config, dataset, split, progress, cancel, resume))
             folds.append({"fold": split.fold, "val": split.val, "model": str(paths[-1]), **run.state["best"]})
     if dataset.context.is_main:
         _write_json(_out(config) / "cross_validation.json", {
@@ -99,6 +114,7 @@ class _TrainingData:
     context: distributed.DistributedContext
     config: TrainConfig
     architecture: dict[str, Any]
+    params: PreprocessingParams
     sources: dict[str, CaseSource]
     store: SliceStore
     splits: list[Split]
@@ -139,6 +155,7 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
         network = fitting_network(architecture, params)
     except (TypeError, ValueError) as error:
         raise input_error("network", f"does not fit the preprocessing: {error}") from None
+    tumor_stage.check_tumor_stage(config, architecture, params)
     patch, multiple = config.sampling.patch_size, network.size_multiple
     if patch is not None and (patch > params.input_size or patch % multiple):
         raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
@@ -151,9 +168,42 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
     store = SliceStore.open(folder)
     has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids)}
     return _TrainingData(
-        context=context, architecture=architecture, sources=sources, store=store,
-        config=_replace(config, network=architecture),
+        context=context, architecture=architecture, params=params, sources=sources, store=store,
+        config=_replace(tumor_stage.liver_stage_config(config), network=architecture),
         splits=make_splits(store.case_ids, config.split, config.seed, has_tumor, source=config.data))
+
+
+def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _TrainingData, split: Split,
+                      progress: Progress | None, cancel: CancelCheck | None, resume: bool) -> Path:
+    """Train a cascade's tumor stage on ``split``'s training patients into ``OUT/tumor_stage`` and join it to
+    ``liver_model`` (the file becomes the cascade's); ``liver_model`` as it is when the tumor stage is off."""
+    if not config.tumor_stage.enabled:
+        return liver_model
+    out = _out(config) / tumor_stage.TUMOR_STAGE_FOLDER
+    stage_config, architecture, params = tumor_stage.tumor_stage_config(
+        _replace(config, network=dataset.config.network), dataset.params, out)
+    folder = out / STORE_FOLDER
+    if dataset.context.is_main:
+        tumor_stage.write_box_store([dataset.sources[case] for case in split.train], params, architecture,
+                                    config.tumor_stage, config.seed, folder, progress)
+    distributed.wait_for_main(dataset.context)
+    try:
+        store = SliceStore.open(folder)
+        stage = _TrainingData(context=dataset.context, config=stage_config, architecture=architecture,
+                              params=params, sources=dataset.sources, store=store,
+                              splits=[Split(train=tumor_stage.store_case_ids(store, split.train), val=[],
+                                            seed=split.seed,
+                                            method="the liver stage's training patients, none validated")])
+        report = None if progress is None else (lambda fraction, message: progress(fraction, f"tumor stage: {message}"))
+        run = _Run(stage_config, stage, stage.splits[0], report, cancel)
+        tumor_model = run.train(resume and (out / CHECKPOINT_FILE).exists())
+    finally:
+        if dataset.context.is_main:
+            shutil.rmtree(folder, ignore_errors=True)
+    if dataset.context.is_main:
+        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm, config.tumor_stage.min_tumor_mm3)
+    distributed.wait_for_main(dataset.context)
+    return liver_model
 
 
 class _Run:
@@ -166,7 +216,8 @@ class _Run:
         self.context = dataset.context
         self.progress = progress if self.context.is_main else None
         self.out = _out(config)
-        self.slices = SliceSet(dataset.store, split.train, dataset.config.preprocessing.context_slices)
+        self.slices = SliceSet(dataset.store, split.train, dataset.params.context_slices,
+                               tumor_stage.liver_jitter_pixels(self.config, dataset.params))
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
         lesions = self.slices.lesions() if config.sampling.balance_lesions else None

@@ -118,6 +118,21 @@ def store_slices(cases: Iterable[tuple[str, np.ndarray, np.ndarray]], folder: st
     return SliceStore.open(store)
 
 
+def jittered_livers(labels: np.ndarray, jitter: int, rng: np.random.Generator) -> np.ndarray:
+    """float32 liver masks (labels 1 and 2) of ``[n, rows, columns]`` label slices, each grown (dilated) or
+    shrunk (eroded) by a random number of pixels in ``[-jitter, jitter]``."""
+    from scipy import ndimage
+
+    masks = np.asarray(labels) > 0
+    shifts = rng.integers(-jitter, jitter + 1, size=len(masks)) if jitter else np.zeros(len(masks), dtype=int)
+    for number, shift in enumerate(shifts):
+        if shift > 0:
+            masks[number] = ndimage.binary_dilation(masks[number], iterations=int(shift))
+        elif shift < 0:
+            masks[number] = ndimage.binary_erosion(masks[number], iterations=int(-shift))
+    return masks.astype(np.float32)
+
+
 class SliceSet:
     """The slices of some cases of a :class:`SliceStore` (a training split), indexed ``0..n-1`` case by case.
 
@@ -128,10 +143,13 @@ class SliceSet:
         store: the :class:`SliceStore`.
         case_ids: the cases of this set, in order.
         context_slices: neighbours on each side stacked as extra channels (clamped at each case's ends).
+        liver_jitter: None, or (a cascade's tumor stage) the liver mask of each slice (its labels 1 and 2) is one
+            more channel, grown or shrunk by a random number of pixels up to this, as the liver stage errs.
     """
 
-    def __init__(self, store: SliceStore, case_ids: Iterable[str], context_slices: int) -> None:
-        self.store, self.case_ids = store, list(case_ids)
+    def __init__(self, store: SliceStore, case_ids: Iterable[str], context_slices: int,
+                 liver_jitter: int | None = None) -> None:
+        self.store, self.case_ids, self.liver_jitter = store, list(case_ids), liver_jitter
         self.positions = [store.case_ids.index(case) for case in self.case_ids]
         counts = [store.counts[position] for position in self.positions]
         self.starts = np.cumsum([0] + counts[:-1]).astype(np.int64)
@@ -157,22 +175,27 @@ class SliceSet:
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images [b, channels, p, p] float32, labels [b, p, p] int64)`` for slice ``indices``.
 
-        ``p`` is the whole slice, or ``patch_size`` with patches placed by :func:`patch_corners` from ``rng``.
+        ``p`` is the whole slice, or ``patch_size`` with patches placed by :func:`patch_corners` from ``rng``
+        (cases whose slices differ in size, as a tumor stage's liver boxes do, need a ``patch_size``).
         """
         image_list, label_list = [], []
         for index in np.asarray(indices):
             number, within = self.case_of_slice[index], self.slice_in_case[index]
             position = self.positions[number]
             channels = np.clip(within + self.offsets, 0, self.store.counts[position] - 1)
-            image_list.append(self.store.images(position)[channels])
-            label_list.append(self.store.labels(position)[within])
+            image, label = self.store.images(position)[channels], self.store.labels(position)[within]
+            if patch_size is not None and patch_size < label.shape[-1]:
+                if rng is None:
+                    raise ValueError("patches are placed at random: batch() needs an rng with a patch_size")
+                # One slice at a time: the draws are those of all the slices at once, in the same order.
+                row, column = patch_corners(label[None], slice_categories(label[None]), patch_size, rng)[0]
+                image = image[:, row:row + patch_size, column:column + patch_size]
+                label = label[row:row + patch_size, column:column + patch_size]
+            image_list.append(image)
+            label_list.append(label)
         images, labels = np.stack(image_list), np.stack(label_list)
-        if patch_size is not None and patch_size < labels.shape[-1]:
+        if self.liver_jitter is not None:
             if rng is None:
-                raise ValueError("patches are placed at random: batch() needs an rng with a patch_size")
-            corners = patch_corners(labels, slice_categories(labels), patch_size, rng)
-            images = np.stack([image[:, row:row + patch_size, column:column + patch_size]
-                               for image, (row, column) in zip(images, corners)])
-            labels = np.stack([label[row:row + patch_size, column:column + patch_size]
-                               for label, (row, column) in zip(labels, corners)])
+                raise ValueError("the liver channel is jittered at random: batch() needs an rng")
+            images = np.concatenate([images, jittered_livers(labels, self.liver_jitter, rng)[:, None]], axis=1)
         return torch.from_numpy(images.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))

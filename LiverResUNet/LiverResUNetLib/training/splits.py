@@ -36,11 +36,24 @@ class Split:
         return asdict(self)
 
 
+# Below this many patients a validation split would take a large share of the data: every patient is trained.
+SMALL_COHORT = 5
+DEFAULT_VAL_FRACTION = 0.2
+
+
+def default_val_fraction(patients: int) -> float:
+    """The share held out when ``split.val_fraction`` is not given: none for a small cohort, else 0.2."""
+    return 0.0 if patients < SMALL_COHORT else DEFAULT_VAL_FRACTION
+
+
 def make_splits(case_ids: Iterable[str], split_config: SplitConfig, seed: int,
                 has_tumor: Mapping[str, bool] | None = None, source: str | Path | None = "dataset") -> list[Split]:
     """The splits a ``SplitConfig`` asks for: one hold-out split, every k-fold split, or one chosen fold."""
     if split_config.folds is None:
-        return [holdout_split(case_ids, split_config.val_fraction, seed, has_tumor, source)]
+        val_fraction = split_config.val_fraction
+        if val_fraction is None:
+            val_fraction = default_val_fraction(len(set(case_ids)))
+        return [holdout_split(case_ids, val_fraction, seed, has_tumor, source)]
     splits = kfold_splits(case_ids, split_config.folds, seed, has_tumor, source)
     return splits if split_config.fold is None else [splits[split_config.fold]]
 

@@ -1,0 +1,83 @@
+"""The tumor stage of a cascade: tumors looked for inside the liver that the liver stage found, at a finer scale.
+
+The liver stage (the model's first network) labels whole slices at its pixel size; its liver (after
+post-processing) gives the box that the tumor network sees at its own, finer pixel size, with the liver mask
+as one more input channel. The tumor network's tumor counts only inside that liver: a tumor voxel outside the
+final liver cannot occur. Only the box's slices are run, a batch at a time, so memory stays bounded by the batch.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import numpy as np
+
+from LiverResUNetLib.callbacks import CancelCheck, Progress
+from LiverResUNetLib.inference.predictor import (
+    CPU_BATCH_SIZE,
+    GPU_BATCH_SIZE,
+    _autocast,
+    _check_cancel,
+    _labels_on_grid,
+    pick_device,
+)
+from LiverResUNetLib.preprocessing.intensity import network_grid
+from LiverResUNetLib.preprocessing.liver_box import box_slices, liver_box, sized_params
+from LiverResUNetLib.volume import LIVER, TUMOR
+
+if typing.TYPE_CHECKING:
+    import torch
+
+    from LiverResUNetLib.model.model_file import LoadedModel
+    from LiverResUNetLib.model.resunet import ResUNet
+
+
+def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spacing: tuple[float, ...],
+               device: str | torch.device = "auto", batch_size: int | None = None, progress: Progress | None = None,
+               cancel: CancelCheck | None = None, precision: str = "auto") -> np.ndarray:
+    """uint8 labels ``[k, j, i]``: liver where ``liver_labels`` (the liver stage's, canonical) is not background,
+    tumor where the tumor network finds it inside that liver.
+
+    Args:
+        hu: the canonical HU array.
+        liver_labels: the liver stage's labels on the same grid (1 or 2 is liver).
+        model: a cascade's :class:`LoadedModel` (with a ``tumor_network``).
+        spacing: ``(di, dj, dk)`` mm of the canonical axes.
+        device, batch_size, precision, cancel: as for ``predict_volume``.
+        progress: ``progress(fraction, message)`` with fractions from 0 to 1 over the box's slices.
+    """
+    import torch
+
+    report = progress or (lambda fraction, message: None)
+    tumor_params = model.tumor_preprocessing
+    if model.tumor_network is None or tumor_params is None:
+        raise ValueError("add_tumors needs a cascade's model (one with a tumor stage)")
+    liver = liver_labels > 0
+    labels = liver.astype(np.uint8) * LIVER
+    stage = model.card["tumor_stage"]
+    box = liver_box(liver, spacing, float(stage["box_margin_mm"]))
+    if box is None:
+        return labels
+    device = pick_device(device)
+    network = typing.cast("ResUNet", model.tumor_network.to(device).eval())
+    pixel_spacing = (spacing[1], spacing[0])
+    hu_box, liver_box_mask, labels_box = hu[box], liver[box], labels[box]
+    params = sized_params(tumor_params, hu_box.shape[1:], pixel_spacing, network.size_multiple)
+    grid = network_grid(hu_box.shape[1:], pixel_spacing, params)
+    context, count = params.context_slices, hu_box.shape[0]
+    batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
+    with torch.inference_mode(), _autocast(device, precision):
+        for start in range(0, count, batch_size):
+            _check_cancel(cancel)
+            stop = min(start + batch_size, count)
+            report(start / count, f"looking for tumors in liver slices {start + 1}-{stop} of {count}")
+            first, last = max(start - context, 0), min(stop + context, count)
+            images, masks = box_slices(hu_box[first:last], liver_box_mask[start:stop], params, pixel_spacing)
+            neighbours = np.clip(np.arange(start, stop)[:, None] + np.arange(-context, context + 1)[None, :],
+                                 0, count - 1) - first
+            inputs = torch.cat([torch.from_numpy(images)[torch.from_numpy(neighbours)],
+                                torch.from_numpy(masks)[:, None]], dim=1).to(device)
+            found = _labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)), grid)
+            tumor = (found == TUMOR).cpu().numpy() & liver_box_mask[start:stop]
+            labels_box[start:stop][tumor] = TUMOR
+    return labels

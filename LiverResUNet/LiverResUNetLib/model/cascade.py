@@ -1,0 +1,28 @@
+"""A cascade's model file: the liver stage's network and card, with the tumor stage's network and card beside them.
+
+The liver stage is the single-stage model as it always was (whole slices, labels 0/1/2); the card's
+``tumor_stage`` section says how the second network is fed (its architecture, preprocessing and the margin of
+the liver's box), and how it was trained. One file, loaded without running code like any model file.
+"""
+
+from pathlib import Path
+
+from LiverResUNetLib.model.model_file import TUMOR_STAGE, load_model, save_model
+
+
+def tumor_stage_section(tumor_card: dict, box_margin_mm: float) -> dict:
+    """The ``tumor_stage`` section of a cascade's card, from the card of the tumor network trained alone."""
+    return {"architecture": tumor_card["architecture"], "preprocessing": tumor_card["preprocessing"],
+            "box_margin_mm": float(box_margin_mm), "training": tumor_card.get("training", {}),
+            "metrics": tumor_card.get("metrics", {})}
+
+
+def write_cascade(liver_path: Path, tumor_path: Path, box_margin_mm: float, min_tumor_mm3: float,
+                  out: Path | None = None) -> Path:
+    """Join the liver stage's model file and the tumor stage's into one cascade file at ``out`` (default: over
+    ``liver_path``), whose post-processing drops tumors under ``min_tumor_mm3``; returns its path."""
+    liver, tumor = load_model(liver_path), load_model(tumor_path)
+    card = {key: value for key, value in liver.card.items() if key != TUMOR_STAGE}
+    card[TUMOR_STAGE] = tumor_stage_section(tumor.card, box_margin_mm)
+    card["postprocessing"] = {"min_tumor_mm3": float(min_tumor_mm3)}
+    return save_model(out or liver_path, liver.network, card, tumor.network)

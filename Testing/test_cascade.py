@@ -1,0 +1,148 @@
+"""The liver-then-tumor cascade: one `train` trains both stages into one model file, which segments through the
+one predictor; a tumor never lies outside the final liver; single-stage files keep working."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.errors import InputError
+from LiverResUNetLib.inference.cascade import add_tumors
+from LiverResUNetLib.inference.postprocessing import PostprocessOptions
+from LiverResUNetLib.inference.predictor import predict_volume
+from LiverResUNetLib.model.cascade import tumor_stage_section
+from LiverResUNetLib.model.model_file import LoadedModel, load_model, new_card, read_card, save_model
+from LiverResUNetLib.model.resunet import build_network, default_architecture
+from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
+from LiverResUNetLib.preprocessing.liver_box import liver_box, sized_params
+from LiverResUNetLib.training.slices import jittered_livers
+
+# Both stages small enough to train in seconds: the liver stage as test_train_command's, the tumor stage at 3 mm
+# pixels (the phantom's 8.6 mm pixels resampled finer), 32-pixel patches, a 3-level network of width 8.
+TINY_CASCADE = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.pixel_size_mm=12",
+                "--set", "network.base_width=8", "--set", "network.depth=3",
+                "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1",
+                "--set", "tumor_stage.pixel_size_mm=3", "--set", "tumor_stage.patch_size=32",
+                "--set", "tumor_stage.network={base_width: 8, depth: 3}"]
+
+
+@pytest.fixture(scope="module")
+def cascade_run(tiny_phantom_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cascade") / "run"
+    result = subprocess.run([sys.executable, "-m", "LiverResUNetLib", "train", "--data", str(tiny_phantom_dataset),
+                             "--out", str(out), "--epochs", "4", "--steps-per-epoch", "10", *TINY_CASCADE,
+                             "--tumor-shapes", str(tiny_phantom_dataset.parent / "raw" / "3Dircadb1")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result, out
+
+
+def test_one_train_writes_one_file_holding_both_stages(cascade_run):
+    result, out = cascade_run
+    path = result.stdout.strip().splitlines()[-1]
+    assert path == str(out / "model.pth")
+    card = read_card(path)  # the JSON record: no torch, nothing unpickled
+    stage = card["tumor_stage"]
+    assert stage["preprocessing"]["pixel_size_mm"] == 3.0 and stage["preprocessing"]["liver_channel"] is True
+    assert stage["architecture"]["in_channels"] == 4 and stage["architecture"]["base_width"] == 8
+    assert card["preprocessing"]["pixel_size_mm"] == 12.0 and "liver_channel" not in card["preprocessing"]
+    assert stage["training"]["history"][-1]["steps"] == 10 and len(stage["training"]["history"]) == 4
+    trained = stage["training"]["split"]["train"]  # each patient's liver box and two copies with pasted tumors
+    assert "3Dircadb1.1" in trained and "3Dircadb1.1+synthetic2" in trained and len(trained) == 12
+    model = load_model(path)
+    assert model.tumor_network is not None and model.tumor_network.stem.in_channels == 4
+    assert "tumor stage: epoch 4/4" in result.stderr
+    assert card["postprocessing"] == {"min_tumor_mm3": 200.0}  # the cascade's minimum lesion size
+
+
+def test_four_patients_train_on_every_patient_and_say_so(cascade_run):
+    result, out = cascade_run
+    assert "4 patients (fewer than 5): training on every patient" in result.stderr
+    assert json.loads((out / "history.json").read_text())["best"]["val_liver_dice"] is None
+
+
+def test_the_cascade_segments_and_never_puts_tumor_outside_the_liver_stage_liver(cascade_run, tiny_phantom_dataset):
+    _, out = cascade_run
+    cascade = load_model(out / "model.pth")
+    liver_only = LoadedModel(cascade.network, {key: value for key, value in cascade.card.items()
+                                               if key != "tumor_stage"})
+    for source in discover_cases(tiny_phantom_dataset)[:2]:
+        case = source.load()
+        both = predict_volume(case.image, cascade, device="cpu").array
+        alone = predict_volume(case.image, liver_only, device="cpu").array
+        assert np.count_nonzero(alone) > 0
+        assert np.array_equal(both > 0, alone > 0)  # the tumor stage never moves the liver
+        assert set(np.unique(both)) <= {0, 1, 2}
+
+
+def test_a_tumor_is_impossible_outside_the_liver():
+    """A tumor network that calls everything tumor labels exactly the given liver as tumor, nothing beyond it."""
+    params = PreprocessingParams(input_size=16, pixel_size_mm=2.0, liver_channel=True)
+    architecture = {**default_architecture(), "in_channels": params.channels, "base_width": 4, "depth": 2}
+    network = build_network(architecture)
+    with torch.no_grad():
+        network.head.bias.copy_(torch.tensor([-50.0, -50.0, 50.0]))
+    card = {**new_card(default_architecture(), PreprocessingParams()),
+            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0)}
+    model = LoadedModel(build_network(default_architecture()), card, None, network.eval())
+    liver = np.zeros((12, 40, 40), dtype=np.uint8)
+    liver[3:9, 10:25, 12:30] = 1
+    liver[5, 15, 20] = 2
+    hu = np.random.default_rng(0).normal(60, 20, liver.shape).astype(np.float32)
+    labels = add_tumors(hu, liver, model, (1.0, 1.0, 2.0), device="cpu")
+    assert np.array_equal(labels, np.where(liver > 0, 2, 0))
+
+
+def test_a_cascade_file_needs_its_tumor_weights_and_a_tumor_stage_alone_does_not_segment(tmp_path, cascade_run,
+                                                                                          tiny_phantom_dataset):
+    _, out = cascade_run
+    cascade = load_model(out / "model.pth")
+    with pytest.raises(ValueError, match="go together"):
+        save_model(tmp_path / "bad.pth", cascade.network, cascade.card)
+    alone = load_model(out / "tumor_stage" / "model.pth")
+    case = discover_cases(tiny_phantom_dataset)[0].load()
+    with pytest.raises(InputError, match="tumor stage alone"):
+        predict_volume(case.image, alone, device="cpu")
+    broken = {**cascade.card, "tumor_stage": {**cascade.card["tumor_stage"], "box_margin_mm": -1}}
+    save_model(tmp_path / "broken.pth", cascade.network, broken, cascade.tumor_network)
+    with pytest.raises(InputError, match="box_margin_mm"):
+        load_model(tmp_path / "broken.pth")
+
+
+def test_the_liver_box_is_widened_by_the_margin_in_mm_and_clipped():
+    liver = np.zeros((10, 50, 60), dtype=bool)
+    assert liver_box(liver, (1.0, 1.0, 2.0), 5.0) is None
+    liver[4:6, 20:30, 2:40] = True
+    assert liver_box(liver, (0.5, 1.0, 2.0), 5.0) == (slice(1, 9), slice(15, 35), slice(0, 50))
+
+
+def test_the_box_is_fed_whole_on_a_square_that_the_network_takes():
+    params = PreprocessingParams(input_size=32, pixel_size_mm=0.75, liver_channel=True)
+    sized = sized_params(params, (100, 150), (0.6, 0.6), 16)
+    assert sized.input_size == 128 and sized.pixel_size_mm == 0.75  # 150 * 0.6 / 0.75 = 120 -> 128
+
+
+def test_the_training_liver_channel_grows_or_shrinks_within_the_jitter():
+    labels = np.zeros((40, 32, 32), dtype=np.uint8)
+    labels[:, 8:24, 8:24] = 1
+    masks = jittered_livers(labels, 2, np.random.default_rng(0))
+    areas = masks.reshape(40, -1).sum(axis=1)
+    assert areas.min() >= 12 * 12 and areas.max() <= 20 * 20 - 4 * 2  # within 2 pixels either way
+    assert len(set(areas.tolist())) > 2  # grown and shrunk by different amounts
+    assert np.array_equal(jittered_livers(labels, 0, np.random.default_rng(0)), (labels > 0).astype(np.float32))
+
+
+def test_the_predictor_applies_the_model_cards_post_processing_unless_told_otherwise(tiny_model_path,
+                                                                                   tiny_phantom_dataset):
+    model = load_model(tiny_model_path)
+    case = discover_cases(tiny_phantom_dataset)[0].load()
+    plain = predict_volume(case.image, model, device="cpu", postprocess=PostprocessOptions(min_tumor_mm3=0.0)).array
+    assert (plain == 2).any()
+    strict = LoadedModel(model.network, {**model.card, "postprocessing": {"min_tumor_mm3": 1e12}})
+    assert not (predict_volume(case.image, strict, device="cpu").array == 2).any()
+    explicit = predict_volume(case.image, strict, device="cpu", postprocess=PostprocessOptions(min_tumor_mm3=0.0))
+    assert np.array_equal(explicit.array, plain)
