@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.inference.cascade import add_tumors
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions

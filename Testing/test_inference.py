@@ -8,8 +8,9 @@ from torch.nn import functional
 
 from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.errors import Cancelled, InputError
+from LiverResUNetLib.inference.network_pass import labels_on_grid
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
-from LiverResUNetLib.inference.predictor import _labels_on_grid, predict_volume
+from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.model_file import LoadedModel, new_card
 from LiverResUNetLib.model.resunet import build_network
 from LiverResUNetLib.preprocessing.geometry import slice_grid
@@ -81,10 +82,10 @@ def test_labels_are_the_argmax_of_bilinearly_upsampled_logits():
     torch.manual_seed(3)
     logits = torch.randn(4, 3, 16, 16) * 3
     expected = functional.interpolate(logits, size=(40, 56), mode="bilinear", align_corners=False).argmax(1)
-    labels = _labels_on_grid(logits, slice_grid((40, 56), None, 16, None))
+    labels = labels_on_grid(logits, slice_grid((40, 56), None, 16, None))
     assert labels.dtype == torch.uint8
     assert torch.equal(labels.long(), expected)
-    assert torch.equal(_labels_on_grid(logits, slice_grid((16, 16), None, 16, None)).long(), logits.argmax(1))
+    assert torch.equal(labels_on_grid(logits, slice_grid((16, 16), None, 16, None)).long(), logits.argmax(1))
 
 
 def test_progress_increases_and_ends_at_one():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from LiverResUNetLib.components import label_components
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.training.synthesis import TumorShape, paste_tumors, read_tumor_shapes
 from LiverResUNetLib.volume import LIVER, TUMOR

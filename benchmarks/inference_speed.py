@@ -134,7 +134,8 @@ def worker(args):
     """One network in this process: end-to-end runs first (for an honest peak RSS), then the network alone."""
     import torch
 
-    from LiverResUNetLib.inference.predictor import CPU_BATCH_SIZE, predict_volume
+    from LiverResUNetLib.inference.network_pass import CPU_BATCH_SIZE
+    from LiverResUNetLib.inference.predictor import predict_volume
     from LiverResUNetLib.io.dicom_series import read_series
 
     torch.set_num_threads(args.threads)

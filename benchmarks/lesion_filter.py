@@ -16,7 +16,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from LiverResUNetLib.datasets.cases import discover_cases
+from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.evaluation.metrics import case_metrics, summarise
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions, postprocess
 from LiverResUNetLib.inference.predictor import predict_volume

@@ -9,16 +9,23 @@ one preallocated array: memory stays bounded by the batch, not by the length of 
 
 from __future__ import annotations
 
-import contextlib
 import typing
 
 import numpy as np
 
 from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.devices import pick_device
-from LiverResUNetLib.errors import Cancelled, input_error
+from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.inference import postprocessing
-from LiverResUNetLib.preprocessing.geometry import SliceGrid, from_network, network_grid
+from LiverResUNetLib.inference.cascade import add_tumors
+from LiverResUNetLib.inference.network_pass import (
+    CPU_BATCH_SIZE,
+    GPU_BATCH_SIZE,
+    autocast_for,
+    check_cancel,
+    labels_on_grid,
+)
+from LiverResUNetLib.preprocessing.geometry import network_grid
 from LiverResUNetLib.preprocessing.intensity import preprocess_slices
 from LiverResUNetLib.preprocessing.orientation import from_canonical, to_canonical
 from LiverResUNetLib.volume import Volume
@@ -28,20 +35,10 @@ if typing.TYPE_CHECKING:
 
     from LiverResUNetLib.model.model_file import LoadedModel
 
-# The network's arithmetic. auto: mixed precision on a GPU (bfloat16 where supported, else float16), float32 on
-# the CPU; fp32: float32 everywhere; bf16: bfloat16 autocast on any device (e.g. to compare it with fp32).
-PRECISIONS = ("auto", "fp32", "bf16")
-# Slices per network call: enough to keep every core busy, small enough that a batch's float copies at
-# 512 x 512 stay in the tens of megabytes.
-CPU_BATCH_SIZE = 16
-GPU_BATCH_SIZE = 64
 # Share of the progress bar taken by the network; post-processing and the return to the input grid follow.
 NETWORK_SHARE = 0.9
 # Share of the network's part taken by a cascade's liver stage (whole slices); its tumor stage sees the liver only.
 LIVER_STAGE_SHARE = 0.6
-# Liver and tumor logits relative to the background where the network did not look (a slice wider than its
-# field of view): background, firmly.
-_UNSEEN_LOGIT = -1000.0
 
 
 def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.device = "auto",
@@ -60,7 +57,7 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
             with ``PostprocessOptions(keep_largest_liver=False, ...)``).
         progress: optional ``progress(fraction, message)``; fractions increase and end at 1.0.
         cancel: optional ``cancel() -> bool``, asked between batches; True raises ``errors.Cancelled``.
-        precision: one of :data:`PRECISIONS`.
+        precision: one of :data:`~LiverResUNetLib.inference.network_pass.PRECISIONS`.
 
     Returns:
         A uint8 label Volume (0 background, 1 liver, 2 tumor) on ``volume``'s exact grid.
@@ -73,18 +70,15 @@ def predict_volume(volume: Volume, model: LoadedModel, device: str | torch.devic
     labels = predict_canonical_labels(canonical.array, model, device, batch_size,
                                       lambda fraction, message: report(fraction * liver_share, message), cancel,
                                       canonical.pixel_spacing, precision)
-    _check_cancel(cancel)
+    check_cancel(cancel)
     report(NETWORK_SHARE * liver_share, "post-processing")
     labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
     if model.tumor_network is not None:
-        # Imported here: the tumor stage uses this module's helpers.
-        from LiverResUNetLib.inference.cascade import add_tumors
-
         labels = add_tumors(canonical.array, labels, model, canonical.spacing, device, batch_size,
                             lambda fraction, message: report(NETWORK_SHARE * (liver_share + (1 - liver_share)
                                                                               * fraction), message),
                             cancel, precision)
-        _check_cancel(cancel)
+        check_cancel(cancel)
         report(NETWORK_SHARE, "post-processing")
         labels = postprocessing.postprocess(labels, canonical.spacing, postprocess)
     result = volume.with_array(np.ascontiguousarray(from_canonical(labels, canonical)),
@@ -109,7 +103,7 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
 
     report = progress or (lambda fraction, message: None)
     device = pick_device(device)
-    arithmetic = _autocast(device, precision)
+    arithmetic = autocast_for(device, precision)
     params = model.preprocessing
     if params.liver_channel:
         raise input_error(model.path or "model", "this file holds a cascade's tumor stage alone; segment with the "
@@ -125,7 +119,7 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
     try:
         with torch.inference_mode(), arithmetic:
             for start in range(0, count, batch_size):
-                _check_cancel(cancel)
+                check_cancel(cancel)
                 stop = min(start + batch_size, count)
                 report(NETWORK_SHARE * start / count, f"segmenting slices {start + 1}-{stop} of {count}")
                 first, last = max(start - context, 0), min(stop + context, count)
@@ -134,45 +128,7 @@ def predict_canonical_labels(hu: np.ndarray, model: LoadedModel, device: str | t
                                      0, count - 1) - first
                 inputs = images[torch.from_numpy(neighbours)].to(device, non_blocking=True)
                 logits = network(inputs.contiguous(memory_format=torch.channels_last))
-                labels[start:stop] = _labels_on_grid(logits, grid).cpu().numpy()
+                labels[start:stop] = labels_on_grid(logits, grid).cpu().numpy()
     finally:
         network.train(was_training)
     return labels
-
-
-def _labels_on_grid(logits: torch.Tensor, grid: SliceGrid) -> torch.Tensor:
-    """Argmax labels on the slice's grid of bilinearly resampled background / liver / tumor logits, as uint8.
-
-    Resampling is linear, so the liver and tumor logits are first taken relative to the background:
-    two maps to interpolate instead of three, and the argmax becomes two comparisons.
-    """
-    import torch
-
-    logits = logits.float()
-    relative = from_network(logits[:, 1:3] - logits[:, 0:1], grid, _UNSEEN_LOGIT)
-    liver, tumor = relative[:, 0], relative[:, 1]
-    is_tumor = (tumor > liver) & (tumor > 0)
-    return torch.where(is_tumor, 2, (liver > 0).to(torch.uint8)).to(torch.uint8)
-
-
-def _autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
-    """The autocast context of ``precision`` (see :data:`PRECISIONS`) on ``device``; an unknown one is an InputError."""
-    import torch
-
-    if precision not in PRECISIONS:
-        raise input_error(f"precision {precision!r}", f"unknown precision; choose one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    if device.type == "mps":
-        return torch.autocast("mps", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def _check_cancel(cancel: CancelCheck | None) -> None:
-    if cancel is not None and cancel():
-        raise Cancelled()
