@@ -14,13 +14,7 @@ import numpy as np
 
 from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.devices import pick_device
-from LiverResUNetLib.inference.network_pass import (
-    CPU_BATCH_SIZE,
-    GPU_BATCH_SIZE,
-    autocast_for,
-    check_cancel,
-    labels_on_grid,
-)
+from LiverResUNetLib.inference import network_pass
 from LiverResUNetLib.preprocessing.intensity import network_grid
 from LiverResUNetLib.preprocessing.liver_box import box_slices, liver_box, sized_params
 from LiverResUNetLib.volume import LIVER, TUMOR
@@ -65,10 +59,10 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
     params = sized_params(tumor_params, hu_box.shape[1:], pixel_spacing, network.size_multiple)
     grid = network_grid(hu_box.shape[1:], pixel_spacing, params)
     context, count = params.context_slices, hu_box.shape[0]
-    batch_size = batch_size or (CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE)
-    with torch.inference_mode(), autocast_for(device, precision):
+    batch_size = batch_size or (network_pass.CPU_BATCH_SIZE if device.type == "cpu" else network_pass.GPU_BATCH_SIZE)
+    with torch.inference_mode(), network_pass.autocast_for(device, precision):
         for start in range(0, count, batch_size):
-            check_cancel(cancel)
+            network_pass.check_cancel(cancel)
             stop = min(start + batch_size, count)
             report(start / count, f"looking for tumors in liver slices {start + 1}-{stop} of {count}")
             first, last = max(start - context, 0), min(stop + context, count)
@@ -77,7 +71,7 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
                                  0, count - 1) - first
             inputs = torch.cat([torch.from_numpy(images)[torch.from_numpy(neighbours)],
                                 torch.from_numpy(masks)[:, None]], dim=1).to(device)
-            found = labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)), grid)
+            found = network_pass.labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)), grid)
             tumor = (found == TUMOR).cpu().numpy() & liver_box_mask[start:stop]
             labels_box[start:stop][tumor] = TUMOR
     return labels
