@@ -17,12 +17,10 @@ def tumor_stage_section(tumor_card: dict, box_margin_mm: float) -> dict:
             "metrics": tumor_card.get("metrics", {})}
 
 
-def write_cascade(liver_path: Path, tumor_path: Path, box_margin_mm: float, min_tumor_mm3: float,
-                  out: Path | None = None) -> Path:
+def write_cascade(liver_path: Path, tumor_path: Path, box_margin_mm: float, out: Path | None = None) -> Path:
     """Join the liver stage's model file and the tumor stage's into one cascade file at ``out`` (default: over
-    ``liver_path``), whose post-processing drops tumors under ``min_tumor_mm3``; returns its path."""
+    ``liver_path``); the liver stage's card (its post-processing included) is the cascade's. Returns its path."""
     liver, tumor = load_model(liver_path), load_model(tumor_path)
     card = {key: value for key, value in liver.card.items() if key != TUMOR_STAGE}
     card[TUMOR_STAGE] = tumor_stage_section(tumor.card, box_margin_mm)
-    card["postprocessing"] = {"min_tumor_mm3": float(min_tumor_mm3)}
     return save_model(out or liver_path, liver.network, card, tumor.network)

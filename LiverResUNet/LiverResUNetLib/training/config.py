@@ -104,9 +104,15 @@ class TumorStageConfig:
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
     tumor_shapes: typing.Optional[str] = None
-    min_tumor_mm3: float = 200.0
     synthetic_copies: int = 2
     synthetic_tumors: int = 3
+
+
+@dataclass
+class PostprocessingConfig:
+    """The post-processing written into the model card: what ``segment`` applies unless told otherwise."""
+
+    min_tumor_mm3: float = 200.0
 
 
 SCHEDULES = ("cosine", "poly", "constant")
@@ -130,6 +136,7 @@ class TrainConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     tumor_stage: TumorStageConfig = field(default_factory=TumorStageConfig)
+    postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested dict of plain values (the YAML file, the model card's ``training.config``)."""
@@ -169,6 +176,8 @@ class TrainConfig:
         if self.runtime.workers is not None and self.runtime.workers < 0:
             problems.append("runtime.workers must be at least 0 (0: batches made in the training process)")
         problems += _tumor_stage_problems(self.tumor_stage)
+        if self.postprocessing.min_tumor_mm3 < 0:
+            problems.append("postprocessing.min_tumor_mm3 must be >= 0")
         if problems:
             raise input_error(source, "; ".join(problems))
         return self
@@ -183,8 +192,6 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
         problems.append("tumor_stage.patch_size must be at least 8 pixels")
     if stage.box_margin_mm < 0 or stage.liver_jitter_mm < 0:
         problems.append("tumor_stage.box_margin_mm and liver_jitter_mm must be >= 0")
-    if stage.min_tumor_mm3 < 0:
-        problems.append("tumor_stage.min_tumor_mm3 must be >= 0")
     if stage.synthetic_copies < 0 or stage.synthetic_tumors < 0:
         problems.append("tumor_stage.synthetic_copies and synthetic_tumors must be >= 0")
     if not 0.0 < stage.time_share < 1.0:
@@ -194,7 +201,8 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
 
 # Options a resumed run may change; every other one changes what is learned and must match the interrupted run
 # (the data may move, but the split's case ids are checked separately).
-RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.early_stopping_patience")
+RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.early_stopping_patience",
+               "postprocessing")
 
 
 def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

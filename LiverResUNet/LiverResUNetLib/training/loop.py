@@ -12,6 +12,7 @@ only on (seed, epoch, step), the resumed run sees the very batches the interrupt
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -201,7 +202,7 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
         if dataset.context.is_main:
             shutil.rmtree(folder, ignore_errors=True)
     if dataset.context.is_main:
-        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm, config.tumor_stage.min_tumor_mm3)
+        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm)
     distributed.wait_for_main(dataset.context)
     return liver_model
 
@@ -405,7 +406,9 @@ class _Run:
             "processes": self.context.world_size, "backend": self.context.backend,
             "config": self.config.to_dict()}
         metrics = {key: best.get(key) for key in ("val_liver_dice", "val_tumor_dice", "epoch")}
-        return new_card(self.dataset.architecture, self.config.preprocessing, training=training, metrics=metrics)
+        card = new_card(self.dataset.architecture, self.config.preprocessing, training=training, metrics=metrics)
+        card["postprocessing"] = dataclasses.asdict(self.config.postprocessing)
+        return card
 
     def _validation_cases(self) -> Iterator[tuple[int, Case]]:
         """This process's validation cases, read one at a time (never all held in memory)."""
