@@ -111,11 +111,39 @@ def test_save_writes_the_edited_segmentation_and_accept_signs_it_off(tmp_path: P
     saved = case.accept()
     node = slicer.vtkMRMLSegmentationNode()
     storage = slicer.vtkMRMLSegmentationStorageNode()
-    storage.SetFileName(str(saved))
+    storage.SetFileName(str(saved.segmentation))
     assert storage.ReadData(node)
     read = segmentation_to_labels(node, case.ct)
     assert np.array_equal(read.array, reject_lesion(phantom()[1], 2).array)
     assert (tmp_path / "out" / "accepted.json").is_file() and case.accepted
+    assert saved.dicom_seg is None and "the CT is an image file" in str(saved), "says why no DICOM SEG is written"
+    assert not (tmp_path / "out" / "segmentation.dcm").exists()
+
+
+@pytest.mark.dicom
+@pytest.mark.parametrize("edit", [True, False], ids=["edited", "untouched"])
+def test_a_dicom_ct_is_also_saved_as_a_dicom_seg_of_its_series(tmp_path: Path, edit: bool) -> None:
+    import highdicom
+
+    from LiverResUNetLib.dicomseg.reader import read_seg_labels
+    from LiverResUNetLib.io.dicom_series import find_series, read_series
+    from review_fixture import CT_FOLDER, fixture_labels, write_fixture_segmentation
+
+    case = ReviewCase.open(slicer.vtkMRMLScene(), CT_FOLDER, write_fixture_segmentation(tmp_path), tmp_path / "out")
+    expected = reject_lesion(fixture_labels(), 2) if edit else fixture_labels()
+    if edit:
+        case.reject(2)
+    saved = case.save()
+    assert saved.dicom_seg == tmp_path / "out" / "segmentation.dcm" and str(saved.dicom_seg) in str(saved)
+    ct = read_series(find_series(CT_FOLDER)[0].files)
+    assert np.array_equal(read_seg_labels(saved.dicom_seg, ct).array, expected.array)
+    assert np.array_equal(read_seg_labels(saved.dicom_seg, ct).array, case.labels.array)
+    seg = highdicom.seg.segread(str(saved.dicom_seg))
+    [referenced] = seg.ReferencedSeriesSequence
+    assert referenced.SeriesInstanceUID == ct.metadata["series_uid"] == find_series(CT_FOLDER)[0].series_uid
+    assert seg.SeriesInstanceUID != referenced.SeriesInstanceUID, "a new series"
+    kinds = {str(segment.SegmentAlgorithmType) for segment in seg.SegmentSequence}
+    assert kinds == ({"SEMIAUTOMATIC"} if edit else {"AUTOMATIC"})
 
 
 def test_bad_inputs_are_refused_before_anything_is_shown(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ paint and erase strokes edit the node, after which :meth:`ReviewCase.stroke_fini
 back. Reject and Add lesion are the core's (:mod:`LiverResUNetLib.lesion_review`), as in the Slicer module.
 Each edit is kept as the voxels it changed (their flat indices, old and new labels), so undo and redo cost
 what the edit touched, not a copy of the volume. After each edit the labels go to a recovery file, atomically;
-a restart on the same inputs offers it back.
+a restart on the same inputs offers it back. Save writes the ``.seg.nrrd`` and, when the CT came from a DICOM
+series, a DICOM SEG of it (``dicomseg.writer``): a new series referencing the CT, SEMIAUTOMATIC once edited.
 """
 
 import hashlib
@@ -14,6 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import slicer
@@ -21,6 +23,7 @@ import slicer
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.io.dicom_series import SeriesInfo
 from LiverResUNetLib.lesion_review import (
     ReviewSummary,
     grow_lesion,
@@ -37,6 +40,8 @@ from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR, Volume
 
 RECOVERY_NAME = ".liverresunet-review-recovery.npz"
 SEGMENTATION_NAME = "segmentation.seg.nrrd"
+DICOM_SEG_NAME = "segmentation.dcm"
+NO_DICOM_SEG = "no DICOM SEG: the CT is an image file, not a DICOM series a SEG could reference"
 ACCEPTED_NAME = "accepted.json"
 UNDO_LEVELS = 50
 LESION_STATES = ("found", "edited", "added")  # the model's lesion as it was, changed by the reviewer, new
@@ -63,12 +68,26 @@ class LesionRow:
     state: str
 
 
-def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolumeNode:
-    """The CT of a DICOM folder (its one CT series) or of an image file, as a volume node of ``scene``."""
+@dataclass(frozen=True)
+class Saved:
+    """What one Save wrote: the ``.seg.nrrd``, the DICOM SEG (None for an image-file CT) and notes on it."""
+
+    segmentation: Path
+    dicom_seg: Path | None
+    notes: tuple[str, ...]
+
+    def __str__(self) -> str:
+        written = " and ".join(str(path) for path in (self.segmentation, self.dicom_seg) if path is not None)
+        return "; ".join((written, *self.notes))
+
+
+def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> tuple[slicer.vtkMRMLScalarVolumeNode, SeriesInfo | None]:
+    """The CT of a DICOM folder (its one CT series, returned too) or of an image file, as a volume node of
+    ``scene``."""
     if not path.exists():
         raise input_error(path, "does not exist")
     if not path.is_dir():
-        return read_image_node(scene, path)
+        return read_image_node(scene, path), None
     from LiverResUNetLib.io.dicom_series import find_series
 
     series = [info for info in find_series(path) if info.modality.upper() == "CT"]
@@ -76,7 +95,7 @@ def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolu
         raise input_error(path, f"holds {len(series)} CT series; give the folder of exactly one")
     node = read_dicom_series_node(scene, series[0])
     node.SetAttribute("LiverResUNet.ReviewSeriesFolder", str(series[0].folder))
-    return node
+    return node, series[0]
 
 
 def read_seg_nrrd(path: Path, ct: Volume) -> Volume:
@@ -124,7 +143,8 @@ class ReviewCase:
     """The CT node, the segmentation node and the labels of one case, in ``scene``.
 
     ``key`` names the case (its input paths and original labels), so a recovery file is offered only to a
-    session on the same inputs.
+    session on the same inputs. ``series`` is the CT's DICOM series (None for an image file), which a DICOM SEG
+    references; ``card`` is the model card a DICOM SEG names as its algorithm (empty when no model was given).
     """
 
     scene: slicer.vtkMRMLScene
@@ -133,6 +153,8 @@ class ReviewCase:
     original: Volume
     output: Path
     key: str
+    series: SeriesInfo | None = None
+    card: dict[str, Any] = field(default_factory=dict)
     labels: Volume = field(init=False)
     accepted: bool = False
     undo_stack: list[Edit] = field(default_factory=list)
@@ -158,7 +180,7 @@ class ReviewCase:
             raise input_error(output, "the output must be a folder")
         if segmentation_path is None and model is None:
             raise input_error(ct_path, "give --segmentation, or --model to segment it first")
-        ct_node = _ct_node(scene, ct_path)
+        ct_node, series = _ct_node(scene, ct_path)
         if segmentation_path is not None:
             labels = read_labels(segmentation_path, ct_node)
         else:
@@ -176,7 +198,12 @@ class ReviewCase:
         node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
         key = _fingerprint(str(ct_path.resolve()).encode(), str(segmentation_path or model).encode(),
                            np.ascontiguousarray(labels.array).tobytes())
-        return cls(scene, ct_node, node, labels, output, key)
+        card: dict[str, Any] = {}
+        if model is not None:
+            from LiverResUNetLib.model.model_file import read_card
+
+            card = read_card(model)
+        return cls(scene, ct_node, node, labels, output, key, series, card)
 
     # What the page shows
 
@@ -274,20 +301,32 @@ class ReviewCase:
         self.undo_stack.append(edit)
         return edit
 
-    def accept(self) -> Path:
+    def accept(self) -> Saved:
         """Sign the case off: the segmentation is saved and ``accepted.json`` says by whom it was reviewed."""
         saved = self.save()
         self.accepted = True
         with atomic_path(self.output / ACCEPTED_NAME) as temporary:
-            temporary.write_text(json.dumps({"segmentation": saved.name, "edited": self.edited}, indent=2) + "\n")
+            temporary.write_text(json.dumps({"segmentation": saved.segmentation.name, "edited": self.edited,
+                                             "dicom_seg": saved.dicom_seg.name if saved.dicom_seg else None},
+                                            indent=2) + "\n")
         self.write_recovery()
         return saved
 
     # Files
 
-    def save(self) -> Path:
-        """Write the current segmentation as ``segmentation.seg.nrrd`` in the output folder (atomically)."""
-        return write_segmentation(self.segmentation_node, self.output / SEGMENTATION_NAME, self.ct)
+    def save(self) -> Saved:
+        """Write the current segmentation as ``segmentation.seg.nrrd`` in the output folder and, for a DICOM CT,
+        as the DICOM SEG ``segmentation.dcm`` (each atomically)."""
+        segmentation = write_segmentation(self.segmentation_node, self.output / SEGMENTATION_NAME, self.ct)
+        if self.series is None:
+            return Saved(segmentation, None, (NO_DICOM_SEG,))
+        from LiverResUNetLib.dicomseg.writer import write_seg
+        from LiverResUNetLib.io.dicom_series import read_series_headers
+
+        stack, series_uid, _ = read_series_headers(self.series.files)
+        path = self.output / DICOM_SEG_NAME
+        notes = write_seg(self.labels, stack, series_uid, self.card, path, edited=self.edited)
+        return Saved(segmentation, path, tuple(notes))
 
     def save_training_case(self, dataset: Path, case_id: str) -> Path:
         """Add the CT and the reviewed labels as case ``case_id`` of the prepared dataset at ``dataset`` (the

@@ -2,7 +2,8 @@
 
 Prints the page's URL (with its access token) as the first line on standard output, then serves it until
 interrupted. The page listens on 127.0.0.1 unless --host names another address and --allow-remote is given;
-a request without the token is refused. Save writes OUTPUT/segmentation.seg.nrrd; every edit is also kept in
+a request without the token is refused. Save writes OUTPUT/segmentation.seg.nrrd, and OUTPUT/segmentation.dcm (a
+DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in
 OUTPUT's recovery file, which a restart on the same inputs offers to resume. Needs the review environment
 (trame-slicer; scripts/review_env.sh).
 """
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", type=Path, required=True, help="the CT: a DICOM folder (one CT series) or an "
                                                                   "image file (.nii.gz, .nrrd...)")
     parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm)")
-    parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first")
+    parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first; with "
+                                                    "it: the model the DICOM SEG names as its algorithm")
     parser.add_argument("--output", type=Path, required=True, help="folder Save writes to (and the recovery file)")
     parser.add_argument("--dataset", type=Path, help="prepared dataset folder that 'Save as training case' adds the "
                                                      "reviewed case to (for train --data)")

@@ -26,6 +26,7 @@ from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from LiverResUNetLib.app.review.case import ReviewCase
+from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.scene.segmentation_nodes import (
     CLOSED_SURFACE,
     LIVER_SEGMENT,
@@ -287,7 +288,11 @@ class ReviewPage:
         self._views_render()
 
     def save(self) -> None:
-        self.state.message = f"saved {self.case.save()}"
+        """Save writes the .seg.nrrd and, for a DICOM CT, the DICOM SEG; the message names both (or why not)."""
+        try:
+            self.state.message = f"saved {self.case.save()}"
+        except InputError as error:  # e.g. a series whose headers a DICOM SEG cannot reference
+            self.state.message = f"not saved: {error}"
 
     def save_training_case(self) -> None:
         if self.dataset is not None:
