@@ -1,7 +1,10 @@
 """A small CT and label map for lesion review tests: two labelled lesions and one the model missed."""
 
+from pathlib import Path
+
 import numpy as np
 
+from LiverResUNetLib.io.image_file import write_image
 from LiverResUNetLib.volume import Volume
 
 SPACING = (0.8, 0.8, 2.0)  # (di, dj, dk) mm
@@ -22,3 +25,14 @@ def phantom(direction: np.ndarray | None = None) -> tuple[Volume, Volume]:
     labels[8, 40:42, 60:62] = 2
     hu[4:8, 30:38, 30:40] = 0.0  # 4 x 8 x 10 = 320 voxels: the lesion the model missed
     return Volume(hu, SPACING, ORIGIN, direction), Volume(labels, SPACING, ORIGIN, direction)
+
+
+def write_phantom_worklist(folder: Path, names: tuple[str, ...] = ("case-1", "case-2")) -> Path:
+    """A review worklist of image-file cases: each the phantom CT as ct.nrrd and its labels as
+    segmentation.nii.gz."""
+    ct, labels = phantom()
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        write_image(ct, folder / name / "ct.nrrd")
+        write_image(labels, folder / name / "segmentation.nii.gz")
+    return folder

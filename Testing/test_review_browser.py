@@ -9,6 +9,7 @@ These run in the review environment (.venv-review: trame-slicer needs slicer-cor
 scripts/test.sh, which sets LIVERRESUNET_REVIEW_PASS=1; the first pass skips them.
 """
 
+import json
 import os
 import subprocess
 import time
@@ -29,10 +30,11 @@ if os.environ.get("LIVERRESUNET_REVIEW_PASS") != "1":
 from LiverResUNetLib.app.review.case import RECOVERY_NAME, SEGMENTATION_NAME, read_seg_nrrd  # noqa: E402
 from LiverResUNetLib.datasets.discovery import discover_cases  # noqa: E402
 from LiverResUNetLib.io.dicom_series import find_series, read_series  # noqa: E402
-from LiverResUNetLib.lesion_review import lesion_map, review_summary  # noqa: E402
+from LiverResUNetLib.lesion_review import lesion_map, reject_lesion, review_summary  # noqa: E402
 from LiverResUNetLib.scene.volume_nodes import lps_to_ras  # noqa: E402
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume  # noqa: E402
 from review_fixture import CT_FOLDER, fixture_labels, write_fixture_segmentation  # noqa: E402
+from review_phantom import phantom, write_phantom_worklist  # noqa: E402
 from review_server import CHROMIUM, ReviewServer, launch_chromium, review_command, review_environment, start_review  # noqa: E402
 
 STEP_TIMEOUT_MS = 60_000
@@ -199,15 +201,61 @@ def test_requests_without_the_token_are_refused(case_files, tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("where", ["input", "host"])
+@pytest.mark.parametrize("where", ["input", "host", "worklist"])
 def test_a_bad_input_ends_before_serving_with_one_line_and_exit_code_2(case_files, tmp_path, where):
     _, segmentation, _ = case_files
     missing = tmp_path / "no-such-ct"
     arguments = ["--input", missing if where == "input" else CT_FOLDER, "--segmentation", segmentation,
                  "--output", tmp_path / "out"] + (["--host", "0.0.0.0"] if where == "host" else [])
+    reason = f"{missing}: does not exist" if where == "input" else "0.0.0.0: listening beyond this computer needs"
+    if where == "worklist":  # a case without its segmentation
+        worklist = write_phantom_worklist(tmp_path / "worklist")
+        (worklist / "case-2" / "segmentation.nii.gz").unlink()
+        arguments = ["--worklist", worklist, "--output", tmp_path / "out"]
+        reason = f"{worklist / 'case-2'}: a worklist case needs exactly one segmentation"
     result = subprocess.run(review_command(*arguments), capture_output=True, text=True, timeout=300,
                             env=review_environment())
-    reason = f"{missing}: does not exist" if where == "input" else "0.0.0.0: listening beyond this computer needs"
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(f"error: {reason}")
     assert not (tmp_path / "out").exists()
+
+
+def worklist_row(page, name: str, state: str) -> None:
+    page.wait_for_function("([name, state]) => document.querySelector(`[data-testid=case-${name}]`)"
+                           ".innerText.includes(state)", arg=[name, state])
+
+
+def test_a_worklist_is_reviewed_case_after_case_and_its_states_survive_a_restart(chromium, tmp_path):
+    worklist, output = write_phantom_worklist(tmp_path / "worklist"), tmp_path / "reviewed"
+    ct, labels = phantom()
+    server = start_review("--worklist", worklist, "--output", output, log=tmp_path / "review.log")
+    context = launch_chromium(chromium, tmp_path / "profile-1")
+    try:
+        page = open_page(context, server)
+        worklist_row(page, "case-1", "to review")
+        page.click("[data-testid=accept]")  # case 1 as the model left it
+        worklist_row(page, "case-1", "accepted")
+        page.click("[data-testid=next-case]")
+        wait_message(page, "case case-2")
+        page.click("[data-testid=lesion-2]")
+        page.click("[data-testid=reject]")
+        wait_message(page, "reject lesion 2: done")
+        page.click("[data-testid=accept]")
+        worklist_row(page, "case-2", "corrected")
+    finally:
+        context.close()
+        server.stop()
+    assert json.loads((output / "worklist.json").read_text())["states"] == {"case-1": "accepted",
+                                                                           "case-2": "corrected"}
+    assert np.array_equal(read_seg_nrrd(output / "case-1" / SEGMENTATION_NAME, ct).array, labels.array)
+    assert np.array_equal(read_seg_nrrd(output / "case-2" / SEGMENTATION_NAME, ct).array,
+                          reject_lesion(labels, 2).array)
+    server = start_review("--worklist", worklist, "--output", output, log=tmp_path / "review.log")
+    context = launch_chromium(chromium, tmp_path / "profile-2")
+    try:
+        page = open_page(context, server)  # a restart: the states are those kept
+        worklist_row(page, "case-1", "accepted")
+        worklist_row(page, "case-2", "corrected")
+    finally:
+        context.close()
+        server.stop()

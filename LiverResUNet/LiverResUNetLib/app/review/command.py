@@ -5,7 +5,9 @@ interrupted. The page listens on 127.0.0.1 unless --host names another address a
 a request without the token is refused. Save writes OUTPUT/segmentation.seg.nrrd, and OUTPUT/segmentation.dcm (a
 DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in
 OUTPUT's recovery file, which a restart on the same inputs offers to resume. Needs the review environment
-(trame-slicer; scripts/review_env.sh).
+(trame-slicer; scripts/review_env.sh). With --worklist FOLDER instead of --input, the cases of FOLDER (one
+sub-folder per case: the CT, ``ct/`` or ``ct.*``, and ``segmentation.*``; see ``worklist``) are reviewed one after
+another, each into OUTPUT/<case>/, their states kept in OUTPUT/worklist.json.
 """
 
 import argparse
@@ -24,11 +26,13 @@ TOKEN_COOKIE = "liverresunet_review_token"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", type=Path, required=True, help="the CT: a DICOM folder (one CT series) or an "
-                                                                  "image file (.nii.gz, .nrrd...)")
+    parser.add_argument("--input", type=Path, help="the CT: a DICOM folder (one CT series) or an image file "
+                                                   "(.nii.gz, .nrrd...)")
+    parser.add_argument("--worklist", type=Path, help="instead of --input: a folder of cases, one sub-folder each "
+                                                      "with the CT (ct/ or ct.*) and its segmentation.*")
     parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm)")
-    parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first; with "
-                                                    "it: the model the DICOM SEG names as its algorithm")
+    parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first; "
+                                                    "with it: the model the DICOM SEG names as its algorithm")
     parser.add_argument("--output", type=Path, required=True, help="folder Save writes to (and the recovery file)")
     parser.add_argument("--dataset", type=Path, help="prepared dataset folder that 'Save as training case' adds the "
                                                      "reviewed case to (for train --data)")
@@ -72,13 +76,22 @@ def run(args: argparse.Namespace) -> int:
         raise input_error("review", f"the browser review needs trame-slicer ({error.name} is missing): "
                                     "use the review environment, scripts/review_env.sh") from error
     from LiverResUNetLib.app.review.case import ReviewCase
+    from LiverResUNetLib.app.review.worklist import Worklist
 
+    if (args.input is None) == (args.worklist is None):
+        raise input_error("review", "give either --input (one case) or --worklist (a folder of cases)")
+    worklist = None if args.worklist is None else Worklist.load(args.worklist, args.output)
     slicer_app = new_slicer_app()
-    page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or safe_case_name(args.input.stem))
-    with ProgressReporter() as progress:
-        case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
-                               progress=progress)
-    args.output.mkdir(parents=True, exist_ok=True)
+    if worklist is not None:
+        name = worklist.states.first_to_review()
+        page = ReviewPage(slicer_app, dataset=args.dataset, case_id=name, worklist=worklist)
+        case = worklist.open(slicer_app.scene, name)
+    else:
+        page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or safe_case_name(args.input.stem))
+        with ProgressReporter() as progress:
+            case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
+                                   progress=progress)
+        args.output.mkdir(parents=True, exist_ok=True)
     page.show(case)
     port = args.port or free_port(args.host)
     token = secrets.token_urlsafe(24)

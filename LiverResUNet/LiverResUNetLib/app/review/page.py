@@ -26,6 +26,7 @@ from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from LiverResUNetLib.app.review.case import ReviewCase
+from LiverResUNetLib.app.review.worklist import Worklist
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.scene.segmentation_nodes import (
     CLOSED_SURFACE,
@@ -79,10 +80,12 @@ class ReviewPage:
     """Binds a case to the page's state and controls; each edit refreshes the list and the summary."""
 
     def __init__(self, slicer_app: SlicerApp, server: Server | None = None, dataset: Path | None = None,
-                 case_id: str = "case") -> None:
+                 case_id: str = "case", worklist: Worklist | None = None) -> None:
         """The page and its views (axial, coronal, sagittal, 3D) in ``slicer_app``'s scene, before any data;
-        with a ``dataset`` folder, *Save as training case* adds the reviewed case to it as ``case_id``."""
-        self.app, self.dataset, self.case_id = slicer_app, dataset, case_id
+        with a ``dataset`` folder, *Save as training case* adds the reviewed case to it as ``case_id``; with a
+        ``worklist``, the page lists its cases and opens them one after another (``case_id`` the one shown)."""
+        self.app, self.dataset, self.case_id, self.worklist = slicer_app, dataset, case_id, worklist
+        self._hooked = False
         self.server = server or get_server(client_type="vue3")
         self.state, self.ctrl = self.server.state, self.server.controller
         self._mode = "view"
@@ -105,11 +108,25 @@ class ReviewPage:
     def show(self, case: ReviewCase) -> None:
         """Review ``case`` (loaded into this page's scene) on the page."""
         self.case = case
+        if not self._hooked:
+            self._hook_views()
+            self._bind()
+            self._hooked = True
         self._show_case()
-        self._bind()
+        self.state.offer_recovery = case.recovery_available()
+        self.state.message = ""
         self.refresh()
 
     # Scene
+
+    def _hook_views(self) -> None:
+        """Once per page: strokes, clicks in the slice views, the first surfaces when a browser connects."""
+        self.app.segmentation_editor.segmentation_modified.connect(self._on_segmentation_modified)
+        for view in self.app.view_manager.get_slice_views():
+            view.set_visible_in_3d(False)  # the 3D view shows the surfaces, unobstructed
+            view.interactor().AddObserver("LeftButtonPressEvent", self._on_left_button, 10.0)
+        # The surfaces take seconds on a whole CT: computed once the page shows its first slices.
+        self.ctrl.on_client_connected.add(lambda *_: self._later(FIRST_SURFACES_DELAY_S, self.frame_3d))
 
     def _show_case(self) -> None:
         case, app = self.case, self.app
@@ -118,14 +135,23 @@ class ReviewPage:
         editor = app.segmentation_editor
         editor.set_active_segmentation(case.segmentation_node, case.ct_node)
         editor.set_active_segment_id(TUMOR_SEGMENT.segment_id)
-        editor.segmentation_modified.connect(self._on_segmentation_modified)
-        for view in app.view_manager.get_slice_views():
-            view.set_visible_in_3d(False)  # the 3D view shows the surfaces, unobstructed
-            view.interactor().AddObserver("LeftButtonPressEvent", self._on_left_button, 10.0)
         app.display_manager.reset_views()
-        # The surfaces take seconds on a whole CT: computed once the page shows its first slices.
-        self.ctrl.on_client_connected.add(lambda *_: self._later(FIRST_SURFACES_DELAY_S, self.frame_3d))
         self.show_position()
+
+    def open_case(self, offset: int) -> None:
+        """Leave the worklist's current case for the one ``offset`` places on; its own edits stay in its recovery
+        file and its state in the worklist."""
+        if self.worklist is None:
+            return
+        old = self.case
+        self.set_mode("view")
+        self.case_id = self.worklist.neighbour(self.case_id, offset)
+        self.show(self.worklist.open(self.app.scene, self.case_id))
+        for node in (old.segmentation_node, old.ct_node):
+            self.app.scene.RemoveNode(node)
+        self.state.message = f"case {self.case_id}"
+        if self._models:
+            self.frame_3d()
 
     def update_surfaces(self) -> None:
         """The liver and tumor surfaces as model nodes in the 3D view (trame-slicer's streamed 3D view shows model
@@ -283,6 +309,10 @@ class ReviewPage:
         self.state.can_undo, self.state.can_redo = bool(self.case.undo_stack), bool(self.case.redo_stack)
         self.state.accepted, self.state.edited = self.case.accepted, self.case.edited
         self.state.edits = len(self.case.undo_stack)
+        if self.worklist is not None:
+            self.state.case_name = self.case_id
+            self.state.worklist = [{"name": name, "state": state}
+                                   for name, state in self.worklist.states.states.items()]
         if self._models:  # after an edit (the first surfaces come with the first page)
             self._surfaces_soon()
         self._views_render()
@@ -301,6 +331,8 @@ class ReviewPage:
 
     def accept(self) -> None:
         self.state.message = f"accepted; saved {self.case.accept()}"
+        if self.worklist is not None:
+            self.worklist.states.signed_off(self.case_id, self.case.edited)
         self.refresh()
 
     def on_key(self, key: str) -> None:
@@ -321,8 +353,8 @@ class ReviewPage:
 
     def _bind(self) -> None:
         state, ctrl = self.state, self.ctrl
-        state.offer_recovery = self.case.recovery_available()
-        state.message = ""
+        ctrl.review_next_case = lambda: self.open_case(1)
+        ctrl.review_previous_case = lambda: self.open_case(-1)
         ctrl.review_jump = self.jump_to
         ctrl.review_reject = self.reject_selected
         ctrl.review_mode = self.set_mode
@@ -372,9 +404,11 @@ class ReviewPage:
         state.mode, state.selected, state.lesions, state.position = "view", None, [], ""
         state.window_preset = WINDOW_PRESETS[0][0]
         state.liver_visible, state.tumor_visible, state.opacity = True, True, 0.6
+        state.has_worklist, state.worklist, state.case_name = self.worklist is not None, [], self.case_id
         with VAppLayout(self.server, full_height=True) as self.ui:
             client.Script(KEYS_SCRIPT)
             with v.VNavigationDrawer(permanent=True, width=400):
+                self._worklist_panel()
                 self._summary_panel()
                 self._lesion_table()
                 self._edit_panel()
@@ -382,6 +416,21 @@ class ReviewPage:
             with v.VMain(), html.Div(style="height: 100vh; position: relative;", raw_attrs=testid("views")):
                 self.layout_manager.initialize_layout_grid(self.ui)
             self._recovery_dialog()
+
+    def _worklist_panel(self) -> None:
+        """The worklist's cases and their states; Previous / Next case."""
+        with v.VCard(flat=True, classes="pa-2", v_if=("has_worklist",)):
+            v.VCardTitle("Worklist")
+            with v.VTable(density="compact", raw_attrs=testid("worklist")), html.Tbody():
+                with html.Tr(v_for="item in worklist", key="item.name",
+                             classes=("item.name === case_name ? 'bg-blue-lighten-4' : ''",),
+                             raw_attrs=[':data-testid="`case-${item.name}`"']):
+                    html.Td("{{ item.name }}")
+                    html.Td("{{ item.state }}")
+            with html.Div(classes="d-flex ga-1"):
+                v.VBtn("Previous case", click=self.ctrl.review_previous_case, size="small",
+                       raw_attrs=testid("previous-case"))
+                v.VBtn("Next case", click=self.ctrl.review_next_case, size="small", raw_attrs=testid("next-case"))
 
     def _summary_panel(self) -> None:
         with v.VCard(flat=True, classes="pa-2"):
