@@ -2,8 +2,9 @@
 with a segmentation that has three lesions, driven through Playwright as a radiologist would.
 
 Click a lesion row (the views move to it), reject it, paint a stroke with mouse events on the axial view, save,
-and read the saved .seg.nrrd voxel by voxel; kill the server mid-session and resume from the recovery file;
-requests without the token are refused; a bad input ends the command with one line and exit code 2.
+and read the saved .seg.nrrd voxel by voxel (and the DICOM SEG Save writes beside it for this DICOM CT); kill the
+server mid-session and resume from the recovery file; requests without the token are refused; a bad input ends
+the command with one line and exit code 2; a worklist is reviewed case after case, its states kept.
 
 These run in the review environment (.venv-review: trame-slicer needs slicer-core < 5.12), the third pass of
 scripts/test.sh, which sets LIVERRESUNET_REVIEW_PASS=1; the first pass skips them.
@@ -27,8 +28,14 @@ pytestmark = pytest.mark.review
 if os.environ.get("LIVERRESUNET_REVIEW_PASS") != "1":
     pytest.skip("the browser review runs in scripts/test.sh's third pass (.venv-review)", allow_module_level=True)
 
-from LiverResUNetLib.app.review.case import RECOVERY_NAME, SEGMENTATION_NAME, read_seg_nrrd  # noqa: E402
+from LiverResUNetLib.app.review.case import (  # noqa: E402
+    DICOM_SEG_NAME,
+    RECOVERY_NAME,
+    SEGMENTATION_NAME,
+    read_seg_nrrd,
+)
 from LiverResUNetLib.datasets.discovery import discover_cases  # noqa: E402
+from LiverResUNetLib.dicomseg.reader import read_seg_labels  # noqa: E402
 from LiverResUNetLib.io.dicom_series import find_series, read_series  # noqa: E402
 from LiverResUNetLib.lesion_review import lesion_map, reject_lesion, review_summary  # noqa: E402
 from LiverResUNetLib.scene.volume_nodes import lps_to_ras  # noqa: E402
@@ -135,9 +142,11 @@ def test_review_a_case_in_the_browser_and_resume_after_a_crash(chromium, case_fi
         paint_stroke(page)
         wait_message(page, "paint: done")
         page.click("[data-testid=save]")
-        wait_message(page, "saved")
+        wait_message(page, str(output / DICOM_SEG_NAME))  # the status line names both files
+        assert str(output / SEGMENTATION_NAME) in page.inner_text("[data-testid=message]")
 
         saved = saved_labels(output)
+        assert np.array_equal(read_seg_labels(output / DICOM_SEG_NAME, ct_grid()).array, saved)
         lesion_2 = lesion_map(original) == 2
         changed = saved != original.array
         stroke = changed & ~lesion_2
