@@ -330,7 +330,11 @@ class ReviewPage:
             self.state.message = f"saved as training case {self.case_id} in {folder}"
 
     def accept(self) -> None:
-        self.state.message = f"accepted; saved {self.case.accept()}"
+        try:
+            self.state.message = f"accepted; saved {self.case.accept()}"
+        except InputError as error:  # not signed off: the worklist keeps the case to review
+            self.state.message = f"not accepted: {error}"
+            return
         if self.worklist is not None:
             self.worklist.states.signed_off(self.case_id, self.case.edited)
         self.refresh()
