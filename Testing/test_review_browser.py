@@ -32,12 +32,12 @@ from LiverResUNetLib.app.review.case import (  # noqa: E402
     DICOM_SEG_NAME,
     RECOVERY_NAME,
     SEGMENTATION_NAME,
-    read_seg_nrrd,
 )
 from LiverResUNetLib.datasets.discovery import discover_cases  # noqa: E402
 from LiverResUNetLib.dicomseg.reader import read_seg_labels  # noqa: E402
 from LiverResUNetLib.io.dicom_series import find_series, read_series  # noqa: E402
 from LiverResUNetLib.lesion_review import lesion_map, reject_lesion, review_summary  # noqa: E402
+from LiverResUNetLib.scene.files import read_seg_nrrd  # noqa: E402
 from LiverResUNetLib.scene.volume_nodes import lps_to_ras  # noqa: E402
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume  # noqa: E402
 from review_fixture import CT_FOLDER, fixture_labels, write_fixture_segmentation  # noqa: E402

@@ -77,11 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import vtk
-
     from LiverResUNetLib.model.model_file import load_model
 
-    vtk.vtkObject.GlobalWarningDisplayOff()  # a bare scene warns about colour tables only the application has
     if not args.model.is_file():
         raise input_error(args.model, "model file does not exist")
     segmenter = Segmenter(load_model(args.model), args.device, args.batch_size,

@@ -145,9 +145,8 @@ class Segmenter:
     def segment_case(self, case: Case, segmentation_path: Path, table_path: Path | None,
                      progress: Progress) -> Rows:
         """Segment one case in a scene of its own; write its files; return the results table's rows."""
-        import slicer
-
         from LiverResUNetLib.scene.files import (
+            new_scene,
             read_dicom_series_node,
             read_image_node,
             write_segmentation,
@@ -158,7 +157,7 @@ class Segmenter:
         from LiverResUNetLib.scene.volume_nodes import node_to_volume
 
         _check_dicom_seg_input(case, segmentation_path)
-        scene = slicer.vtkMRMLScene()
+        scene = new_scene()
         volume_node = read_dicom_series_node(scene, case.series) if case.series else read_image_node(scene, case.path)
         logic = SegmentLiverLogic(scene)
         options = SegmentOptions(postprocess=self.postprocess, closedSurface=False, batchSize=self.batch_size)

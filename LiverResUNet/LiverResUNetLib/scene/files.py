@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import slicer
+import vtk
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
@@ -82,6 +83,28 @@ def read_image_node(scene: slicer.vtkMRMLScene, path: str | Path) -> slicer.vtkM
         raise input_error(path, "is neither a DICOM folder nor an image file (.nii, .nii.gz, .nrrd, .mha)")
     node, storage_node = _read_with_storage_node([path], path)
     return _add_loaded(scene, node, storage_node, path.name.split(".")[0])
+
+
+# The MRML types the layers above name without importing slicer themselves.
+Scene = slicer.vtkMRMLScene
+VolumeNode = slicer.vtkMRMLScalarVolumeNode
+SegmentationNode = slicer.vtkMRMLSegmentationNode
+
+
+def new_scene() -> slicer.vtkMRMLScene:
+    """A bare MRML scene for headless work, VTK's warnings about colour tables only the application has silenced."""
+    vtk.vtkObject.GlobalWarningDisplayOff()
+    return slicer.vtkMRMLScene()
+
+
+def read_seg_nrrd(path: str | Path, ct: Volume) -> Volume:
+    """The label Volume of a .seg.nrrd file on ``ct``'s grid."""
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    storage.SetFileName(str(path))
+    node = slicer.vtkMRMLSegmentationNode()
+    if not storage.ReadData(node):
+        raise input_error(path, "Slicer's segmentation reader could not read it")
+    return segmentation_to_labels(node, ct)
 
 
 def is_segmentation_path(path: str | Path) -> bool:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import slicer
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.datasets.cases import Case
@@ -32,7 +31,15 @@ from LiverResUNetLib.lesion_review import (
     review_summary,
     voxel_at_lps,
 )
-from LiverResUNetLib.scene.files import read_dicom_series_node, read_image_node, write_segmentation
+from LiverResUNetLib.scene.files import (
+    Scene,
+    SegmentationNode,
+    VolumeNode,
+    read_dicom_series_node,
+    read_image_node,
+    read_seg_nrrd,
+    write_segmentation,
+)
 from LiverResUNetLib.scene.lesion_review import write_label_changes
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import LPS_TO_RAS, node_to_volume
@@ -81,7 +88,7 @@ class Saved:
         return "; ".join((written, *self.notes))
 
 
-def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> tuple[slicer.vtkMRMLScalarVolumeNode, SeriesInfo | None]:
+def _ct_node(scene: Scene, path: Path) -> tuple[VolumeNode, SeriesInfo | None]:
     """The CT of a DICOM folder (its one CT series, returned too) or of an image file, as a volume node of
     ``scene``."""
     if not path.exists():
@@ -98,17 +105,7 @@ def _ct_node(scene: slicer.vtkMRMLScene, path: Path) -> tuple[slicer.vtkMRMLScal
     return node, series[0]
 
 
-def read_seg_nrrd(path: Path, ct: Volume) -> Volume:
-    """The label Volume of a .seg.nrrd file on ``ct``'s grid."""
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    storage.SetFileName(str(path))
-    node = slicer.vtkMRMLSegmentationNode()
-    if not storage.ReadData(node):
-        raise input_error(path, "Slicer's segmentation reader could not read it")
-    return segmentation_to_labels(node, ct)
-
-
-def read_labels(path: Path, ct_node: slicer.vtkMRMLScalarVolumeNode) -> Volume:
+def read_labels(path: Path, ct_node: VolumeNode) -> Volume:
     """The label Volume (0/1/2) of a ``.seg.nrrd``, a DICOM SEG (``.dcm``) or a label map on the CT's grid."""
     from LiverResUNetLib.io.image_file import read_image
     from LiverResUNetLib.scene.logic import SegmentLiverLogic
@@ -147,9 +144,9 @@ class ReviewCase:
     references; ``card`` is the model card a DICOM SEG names as its algorithm (empty when no model was given).
     """
 
-    scene: slicer.vtkMRMLScene
-    ct_node: slicer.vtkMRMLScalarVolumeNode
-    segmentation_node: slicer.vtkMRMLSegmentationNode
+    scene: Scene
+    ct_node: VolumeNode
+    segmentation_node: SegmentationNode
     original: Volume
     output: Path
     key: str
@@ -166,7 +163,7 @@ class ReviewCase:
         self._original_lesions = lesion_map(self.original)  # the model's lesions, for each row's state
 
     @classmethod
-    def open(cls, scene: slicer.vtkMRMLScene, ct_path: Path, segmentation_path: Path | None, output: Path,
+    def open(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path,
              model: Path | None = None,
              progress: Callable[[float, str], None] | None = None) -> "ReviewCase":
         """Load the CT and its segmentation (or segment it with ``model`` first, reporting to ``progress``) into

@@ -18,9 +18,8 @@ from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
 
 if TYPE_CHECKING:
-    import slicer
-
     from LiverResUNetLib.app.review.case import ReviewCase
+    from LiverResUNetLib.scene.files import Scene
 
 STATE_FILE_NAME = "worklist.json"
 TO_REVIEW, ACCEPTED, CORRECTED = "to review", "accepted", "corrected"
@@ -133,7 +132,7 @@ class Worklist:
         names = self.names
         return names[(names.index(name) + offset) % len(names)]
 
-    def open(self, scene: "slicer.vtkMRMLScene", name: str) -> "ReviewCase":
+    def open(self, scene: "Scene", name: str) -> "ReviewCase":
         """Load case ``name`` into ``scene`` for review; its files go to ``OUTPUT/<name>/``."""
         from LiverResUNetLib.app.review.case import ReviewCase
 
