@@ -36,7 +36,6 @@ from LiverResUNetLib.evaluation.metrics import mean_sd
 from LiverResUNetLib.model.cascade import write_cascade
 from LiverResUNetLib.model.model_file import fitting_network, load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
-from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.training import distributed, tumor_stage
 from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
@@ -115,7 +114,6 @@ class _TrainingData:
     context: distributed.DistributedContext
     config: TrainConfig
     architecture: dict[str, Any]
-    params: PreprocessingParams
     sources: dict[str, CaseSource]
     store: SliceStore
     splits: list[Split]
@@ -169,7 +167,7 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
     store = SliceStore.open(folder)
     has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids)}
     return _TrainingData(
-        context=context, architecture=architecture, params=params, sources=sources, store=store,
+        context=context, architecture=architecture, sources=sources, store=store,
         config=_replace(tumor_stage.liver_stage_config(config), network=architecture),
         splits=make_splits(store.case_ids, config.split, config.seed, has_tumor, source=config.data))
 
@@ -182,7 +180,7 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
         return liver_model
     out = _out(config) / tumor_stage.TUMOR_STAGE_FOLDER
     stage_config, architecture, params = tumor_stage.tumor_stage_config(
-        _replace(config, network=dataset.config.network), dataset.params, out)
+        _replace(config, network=dataset.config.network), dataset.config.preprocessing, out)
     folder = out / STORE_FOLDER
     if dataset.context.is_main:
         tumor_stage.write_box_store([dataset.sources[case] for case in split.train], params, architecture,
@@ -191,7 +189,7 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
     try:
         store = SliceStore.open(folder)
         stage = _TrainingData(context=dataset.context, config=stage_config, architecture=architecture,
-                              params=params, sources=dataset.sources, store=store,
+                              sources=dataset.sources, store=store,
                               splits=[Split(train=tumor_stage.store_case_ids(store, split.train), val=[],
                                             seed=split.seed,
                                             method="the liver stage's training patients, none validated")])
@@ -217,8 +215,8 @@ class _Run:
         self.context = dataset.context
         self.progress = progress if self.context.is_main else None
         self.out = _out(config)
-        self.slices = SliceSet(dataset.store, split.train, dataset.params.context_slices,
-                               tumor_stage.liver_jitter_pixels(self.config, dataset.params))
+        self.slices = SliceSet(dataset.store, split.train, dataset.config.preprocessing.context_slices,
+                               tumor_stage.liver_jitter_pixels(self.config, dataset.config.preprocessing))
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
         lesions = self.slices.lesions() if config.sampling.balance_lesions else None
