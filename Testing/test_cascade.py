@@ -19,7 +19,9 @@ from LiverResUNetLib.model.model_file import LoadedModel, load_model, new_card, 
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.preprocessing.liver_box import liver_box, sized_params
+from LiverResUNetLib.training.config import TrainConfig
 from LiverResUNetLib.training.slices import jittered_livers
+from LiverResUNetLib.training.tumor_stage import tumor_stage_config
 
 # Both stages small enough to train in seconds: the liver stage as test_train_command's, the tumor stage at 3 mm
 # pixels (the phantom's 8.6 mm pixels resampled finer), 32-pixel patches, a 3-level network of width 8.
@@ -146,3 +148,16 @@ def test_the_predictor_applies_the_model_cards_post_processing_unless_told_other
     assert not (predict_volume(case.image, strict, device="cpu").array == 2).any()
     explicit = predict_volume(case.image, strict, device="cpu", postprocess=PostprocessOptions(min_tumor_mm3=0.0))
     assert np.array_equal(explicit.array, plain)
+
+
+def test_the_tumor_stage_takes_its_own_equalisation_and_optimisation_and_the_rest_from_the_run(tmp_path):
+    config = TrainConfig.from_dict({"optimization": {"learning_rate": 0.01, "batch_size": 4},
+                                    "tumor_stage": {"equalization": "none",
+                                                    "optimization": {"epochs": 1, "steps_per_epoch": 300}}})
+    stage, architecture, params = tumor_stage_config(config, config.preprocessing, tmp_path)
+    assert params.equalization == "none" and config.preprocessing.equalization == "interior"
+    assert (stage.optimization.epochs, stage.optimization.steps_per_epoch) == (1, 300)
+    assert (stage.optimization.learning_rate, stage.optimization.batch_size) == (0.01, 4)
+    inherited = TrainConfig.from_dict({"preprocessing": {"equalization": "clahe"},
+                                       "tumor_stage": {"equalization": None}})
+    assert tumor_stage_config(inherited, inherited.preprocessing, tmp_path)[2].equalization == "clahe"

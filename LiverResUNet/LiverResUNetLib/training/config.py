@@ -17,7 +17,7 @@ import yaml
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.errors import input_error
-from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
+from LiverResUNetLib.preprocessing.intensity import EQUALIZATIONS, PreprocessingParams
 from LiverResUNetLib.records import DataclassInstance
 
 
@@ -103,6 +103,8 @@ class TumorStageConfig:
     liver_jitter_mm: float = 4.0
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
+    optimization: dict = field(default_factory=dict)
+    equalization: typing.Optional[str] = None
     tumor_shapes: typing.Optional[str] = None
     synthetic_copies: int = 2
     synthetic_tumors: int = 3
@@ -194,6 +196,11 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
         problems.append("tumor_stage.box_margin_mm and liver_jitter_mm must be >= 0")
     if stage.synthetic_copies < 0 or stage.synthetic_tumors < 0:
         problems.append("tumor_stage.synthetic_copies and synthetic_tumors must be >= 0")
+    unknown = set(stage.optimization) - {option.name for option in dataclasses.fields(OptimizationConfig)}
+    if unknown:
+        problems.append(f"tumor_stage.optimization has unknown option(s) {', '.join(sorted(unknown))}")
+    if stage.equalization is not None and stage.equalization not in EQUALIZATIONS:
+        problems.append(f"tumor_stage.equalization must be one of {', '.join(EQUALIZATIONS)} or null")
     if not 0.0 < stage.time_share < 1.0:
         problems.append("tumor_stage.time_share must be between 0 and 1 (the tumor stage's share of --max-minutes)")
     return problems
