@@ -1,13 +1,17 @@
 """Whole synthetic CTs generated from label maps without CT (SynthSeg-style), on tiny label maps written here."""
 
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
+from test_cascade import TINY_CASCADE
 
 from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.datasets.ircadb import read_ircadb_patient
 from LiverResUNetLib.errors import InputError
+from LiverResUNetLib.model.model_file import read_card
 from LiverResUNetLib.phantom.ircadb_writer import write_patient_dicom_series
 from LiverResUNetLib.training.synthetic_ct import (
     AIR_HU,
@@ -15,6 +19,7 @@ from LiverResUNetLib.training.synthetic_ct import (
     learnt_prior,
     synthetic_case,
     synthetic_sources,
+    usable_label_maps,
 )
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
@@ -115,7 +120,7 @@ def test_the_liver_is_drawn_from_the_prior_learnt_on_real_cts(label_map):
 
 
 def test_sources_name_each_copy_and_refuse_a_folder_without_a_usable_label_map(label_map, tmp_path):
-    sources = synthetic_sources(label_map.parents[1], 2, seed=0, prior=IntensityPrior())
+    sources = synthetic_sources(usable_label_maps(label_map.parents[1]), 2, seed=0, prior=IntensityPrior())
     assert [source.case_id for source in sources] == ["synthetic.patient.1.1", "synthetic.patient.1.2"]
     first, second = (source.load() for source in sources)
     assert not np.array_equal(first.image.array, second.image.array)
@@ -123,7 +128,7 @@ def test_sources_name_each_copy_and_refuse_a_folder_without_a_usable_label_map(l
     structures = _structures()
     no_liver = _write_label_map(tmp_path / "maps" / "patient.2", {"skin": structures["skin"]})
     with pytest.raises(InputError, match="maps: holds no usable label map"):
-        synthetic_sources(tmp_path / "maps", 1, seed=0, prior=IntensityPrior())
+        usable_label_maps(tmp_path / "maps")
     with pytest.raises(InputError, match="patient.2/MASKS_DICOM: has no 'liver' mask"):
         synthetic_case(no_liver, "c", np.random.default_rng(0))
     short = _write_label_map(tmp_path / "odd" / "patient.3",
@@ -139,3 +144,35 @@ def test_a_real_label_map_gives_the_labels_of_the_real_reader(real_patients):
     case = synthetic_case(real_patients / "3Dircadb1.7" / "MASKS_DICOM.zip", "s", np.random.default_rng(0))
     assert np.allclose(case.image.spacing, real.image.spacing, atol=1e-4)
     assert np.array_equal(case.label.array, real.label.array)
+
+
+def test_train_adds_synthetic_cts_to_both_stages_and_never_validates_them(tiny_phantom_dataset, tmp_path):
+    """The phantom cohort's own label maps (no skin mask: the whole grid is body) as label maps without CT."""
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "LiverResUNetLib", "train", "--data", str(tiny_phantom_dataset),
+                             "--out", str(out), "--epochs", "2", "--steps-per-epoch", "4", "--val-fraction", "0.25",
+                             *TINY_CASCADE, "--synthetic-cts", str(tiny_phantom_dataset.parent / "raw" / "3Dircadb1")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "synthetic CTs: 1 per label map x 4 label maps" in result.stderr
+    assert "learnt from 4 real CT(s)" in result.stderr
+    card = read_card(out / "model.pth")
+    synthetic = [f"synthetic.3Dircadb1.{number}.1" for number in range(1, 5)]
+    split = card["training"]["split"]
+    assert set(synthetic) <= set(split["train"]) and len(split["val"]) == 1
+    assert not any(case.startswith("synthetic.") for case in split["val"])
+    assert "4 synthetic CTs trained, never validated" in split["method"]
+    assert set(synthetic) <= set(card["tumor_stage"]["training"]["split"]["train"])
+    assert card["training"]["config"]["synthesis"] == {"label_maps": str(tiny_phantom_dataset.parent / "raw" /
+                                                                         "3Dircadb1"), "copies": 1}
+
+
+def test_train_names_a_folder_without_label_maps(tiny_phantom_dataset, tmp_path):
+    (tmp_path / "empty" / "patient").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "LiverResUNetLib", "train", "--data", str(tiny_phantom_dataset),
+                             "--out", str(tmp_path / "run"), *TINY_CASCADE, "--synthetic-cts", str(tmp_path / "empty")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(f"{tmp_path / 'empty'}: holds no usable label map "
+                                          "(<patient>/MASKS_DICOM[.zip] with a 'liver' mask)")
+    assert not (tmp_path / "run").exists()

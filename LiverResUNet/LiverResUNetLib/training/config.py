@@ -109,6 +109,15 @@ class TumorStageConfig:
 
 
 @dataclass
+class SynthesisConfig:
+    """Whole synthetic CTs generated from label maps without CT (``training/synthetic_ct.py``): ``copies`` of each
+    label map under ``label_maps`` join the training cases of both stages (never validated)."""
+
+    label_maps: typing.Optional[str] = None
+    copies: int = 1
+
+
+@dataclass
 class PostprocessingConfig:
     """The post-processing written into the model card: what ``segment`` applies unless told otherwise."""
 
@@ -136,6 +145,7 @@ class TrainConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     tumor_stage: TumorStageConfig = field(default_factory=TumorStageConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +186,8 @@ class TrainConfig:
         if self.runtime.workers is not None and self.runtime.workers < 0:
             problems.append("runtime.workers must be at least 0 (0: batches made in the training process)")
         problems += _tumor_stage_problems(self.tumor_stage)
+        if self.synthesis.copies < 1:
+            problems.append("synthesis.copies must be at least 1")
         if self.postprocessing.min_tumor_mm3 < 0:
             problems.append("postprocessing.min_tumor_mm3 must be >= 0")
         if problems:

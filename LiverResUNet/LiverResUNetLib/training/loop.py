@@ -36,7 +36,7 @@ from LiverResUNetLib.evaluation.metrics import mean_sd
 from LiverResUNetLib.model.cascade import write_cascade
 from LiverResUNetLib.model.model_file import fitting_network, load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
-from LiverResUNetLib.training import distributed, tumor_stage
+from LiverResUNetLib.training import distributed, synthetic_ct, tumor_stage
 from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
@@ -160,16 +160,29 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
         raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
                                                  f"({params.input_size}) and a multiple of {multiple}")
     sources = {source.case_id: source for source in discover_cases(_required(config.data, "data"))}
+    # Only the main process generates synthetic CTs (it writes the stores): only it learns their intensities.
+    synthetic = synthetic_ct.training_sources(config.synthesis, config.seed, list(sources.values()),
+                                              learn=context.is_main, progress=progress if context.is_main else None)
     folder = _out(config) / STORE_FOLDER
     if context.is_main:
-        write_slice_store(list(sources.values()), params, folder, progress)
+        write_slice_store(list(sources.values()) + synthetic, params, folder, progress)
     distributed.wait_for_main(context)
     store = SliceStore.open(folder)
-    has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids)}
+    has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids) if case in sources}
+    splits = make_splits(list(has_tumor), config.split, config.seed, has_tumor, source=config.data)
+    sources.update((source.case_id, source) for source in synthetic)
     return _TrainingData(
         context=context, architecture=architecture, sources=sources, store=store,
         config=_replace(tumor_stage.liver_stage_config(config), network=architecture),
-        splits=make_splits(store.case_ids, config.split, config.seed, has_tumor, source=config.data))
+        splits=[_with_synthetic(split, [source.case_id for source in synthetic]) for split in splits])
+
+
+def _with_synthetic(split: Split, cases: list[str]) -> Split:
+    """``split`` with the synthetic ``cases`` added to its training cases (they are never validated)."""
+    if not cases:
+        return split
+    return dataclasses.replace(split, train=split.train + cases,
+                               method=f"{split.method}; {len(cases)} synthetic CTs trained, never validated")
 
 
 def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _TrainingData, split: Split,

@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from LiverResUNetLib.callbacks import Progress
 from LiverResUNetLib.components import label_components
 from LiverResUNetLib.datasets.cases import Case, CaseSource
 from LiverResUNetLib.datasets.ircadb import LIVER_MASK, is_tumor_mask
 from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.training.config import SynthesisConfig
 from LiverResUNetLib.training.synthesis import CONTRAST_HU, MASKS, label_maps, lesion_shift, mask_series, read_mask
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
@@ -105,25 +107,54 @@ def learnt_prior(cases: Iterable[Case]) -> IntensityPrior:
                           f" HU, IQR up to {spread:.0f} HU)")
 
 
-def synthetic_sources(folder: str | Path, copies: int, seed: int, prior: IntensityPrior) -> list[CaseSource]:
-    """``copies`` synthetic cases of each label map under ``folder`` (``<patient>/MASKS_DICOM[.zip]``, see
-    ``synthesis.label_maps``) that has a liver mask, named ``synthetic.<patient>.<copy>``; each is generated when
-    loaded (the same volume every time: its seed follows from ``seed``, the patient and the copy).
+def usable_label_maps(folder: str | Path) -> list[Path]:
+    """The label maps under ``folder`` (``<patient>/MASKS_DICOM[.zip]``, see ``synthesis.label_maps``) that have a
+    liver mask.
 
     Raises:
-        InputError: naming ``folder`` when none of its label maps has a liver mask.
+        InputError: naming ``folder`` when it does not exist or none of its label maps has a liver mask.
     """
     usable = [path for path in label_maps(Path(folder)) if _has_liver(path)]
     if not usable:
         raise input_error(folder, f"holds no usable label map (<patient>/{MASKS}[.zip] with a '{LIVER_MASK}' mask)")
+    return usable
+
+
+def synthetic_sources(maps: list[Path], copies: int, seed: int, prior: IntensityPrior) -> list[CaseSource]:
+    """``copies`` synthetic cases of each label map of ``maps``, named ``synthetic.<patient>.<copy>``; each is
+    generated when loaded (the same volume every time: its seed follows from ``seed``, the patient and the copy)."""
     sources = []
-    for path in usable:
+    for path in maps:
         patient = path.parent.name
         for copy in range(1, copies + 1):
             case_id = f"synthetic.{patient}.{copy}"
             rng_seed = [seed, copy, zlib.crc32(patient.encode())]
             sources.append(CaseSource(case_id, path, _Generator(path, case_id, rng_seed, prior)))
     return sources
+
+
+def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource], learn: bool = True,
+                     progress: Progress | None = None) -> list[CaseSource]:
+    """The synthetic cases a training run asks for (none without ``synthesis.label_maps``), their liver's HU learnt
+    from the ``real`` training CTs (each read once more) when ``learn``: every one of them, validation patients
+    included (four numbers per CT: its liver's and tumors' median HU and spread).
+
+    Raises:
+        InputError: naming the folder when it holds no usable label map.
+    """
+    if settings.label_maps is None:
+        return []
+    maps = usable_label_maps(settings.label_maps)
+    prior = IntensityPrior()
+    if learn and real:
+        if progress:
+            progress(0.0, f"synthetic CTs: reading the liver's HU of the {len(real)} real training CT(s)")
+        prior = learnt_prior(source.load() for source in real)
+    if progress:
+        # A note (at 100 %, so that it stays on a terminal and is never left out of a log).
+        progress(1.0, f"synthetic CTs: {settings.copies} per label map x {len(maps)} label maps in "
+                      f"{settings.label_maps}, generated as their slices are prepared ({prior.describe()})")
+    return synthetic_sources(maps, settings.copies, seed, prior)
 
 
 @dataclass(frozen=True)
