@@ -46,7 +46,8 @@ class SamplingConfig:
 
 @dataclass
 class AugmentationConfig:
-    """Random changes applied to each training slice (images and labels move together)."""
+    """Random changes applied to each training slice (images and labels move together); ``phase_*``: another
+    contrast phase mimicked (off by default), see ``augmentation.random_contrast_phase``."""
 
     probability: float = 0.8
     flip_probability: float = 0.0
@@ -56,6 +57,9 @@ class AugmentationConfig:
     contrast: float = 0.15
     brightness: float = 0.1
     noise_std: float = 0.02
+    phase_probability: float = 0.0
+    phase_liver_shift: float = 0.1
+    phase_tumor_shift: float = 0.1
 
 
 @dataclass
@@ -174,6 +178,8 @@ class TrainConfig:
             problems.append("sampling.patch_size must be at least 8 pixels (or null for whole slices)")
         if self.augmentation.scale_min <= 0 or self.augmentation.scale_max < self.augmentation.scale_min:
             problems.append("augmentation.scale_min must be > 0 and <= scale_max")
+        if min(self.augmentation.phase_liver_shift, self.augmentation.phase_tumor_shift) < 0:
+            problems.append("augmentation.phase_liver_shift and phase_tumor_shift must be >= 0")
         for name in ("epochs", "steps_per_epoch", "batch_size"):
             if getattr(optimization, name) < 1:
                 problems.append(f"optimization.{name} must be at least 1")

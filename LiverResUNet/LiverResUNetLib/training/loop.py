@@ -309,8 +309,10 @@ class _Run:
             raise Cancelled("training cancelled; --resume continues from the last checkpoint")
         device = self.context.device
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        params = self.config.preprocessing
         images, labels = augment_batch(images, labels, self.config.augmentation,
-                                       step_seed(self.config.seed, epoch, step, self.context.rank))
+                                       step_seed(self.config.seed, epoch, step, self.context.rank),
+                                       slice_channels=params.channels - int(params.liver_channel))
         self.state["lr"] = self._learning_rate(epoch, step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.state["lr"]
