@@ -224,9 +224,19 @@ RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.ea
 
 
 def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two config dicts and matter for ``--resume``."""
-    return [key for key, (old, new) in _flat_pairs(saved, current)
+    """Dotted keys whose values differ between two config dicts and matter for ``--resume``; an option that the
+    ``saved`` dict lacks (one added since that run started) counts as its default."""
+    return [key for key, (old, new) in _flat_pairs(_with_defaults(TrainConfig().to_dict(), saved), current)
             if old != new and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE)]
+
+
+def _with_defaults(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with what it lacks taken from ``defaults``, section by section."""
+    merged = {**defaults, **values}
+    for key, default in defaults.items():
+        if isinstance(default, dict) and isinstance(values.get(key), dict):
+            merged[key] = _with_defaults(default, values[key])
+    return merged
 
 
 def load_config(path: str | Path | None = None,
