@@ -86,6 +86,8 @@ def test_resume_may_change_only_runtime_length_and_paths():
     assert resume_differences(older, apply_overrides(TrainConfig(), {"network": {"base_width": 8},
                                                                      "synthesis.copies": 2}).to_dict()) == [
         "synthesis.copies"]
+    before_the_cascade = {key: value for key, value in older.items() if key != "tumor_stage"}
+    assert resume_differences(before_the_cascade, allowed) == ["tumor_stage"]  # single-stage runs: not resumable
 
 
 def test_documented_config_lists_every_option_with_its_default():

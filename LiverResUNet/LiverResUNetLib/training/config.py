@@ -6,6 +6,7 @@
 model card, so a model always says how it was trained.
 """
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -223,20 +224,24 @@ RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.ea
                "postprocessing")
 
 
+# Options added since runs that may be resumed, whose defaults do what those runs did (nothing): a saved
+# configuration that lacks them resumes as if it held their defaults.
+ADDED_OFF = ("synthesis", "augmentation.phase_probability", "augmentation.phase_liver_shift",
+             "augmentation.phase_tumor_shift")
+
+
 def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two config dicts and matter for ``--resume``; an option that the
-    ``saved`` dict lacks (one added since that run started) counts as its default."""
-    return [key for key, (old, new) in _flat_pairs(_with_defaults(TrainConfig().to_dict(), saved), current)
+    """Dotted keys whose values differ between two config dicts and matter for ``--resume``."""
+    filled: dict[str, Any] = copy.deepcopy(dict(saved))
+    defaults = TrainConfig().to_dict()
+    for key in ADDED_OFF:
+        *sections, name = key.split(".")
+        into, default = filled, defaults
+        for section in sections:
+            into, default = into.setdefault(section, {}), default[section]
+        into.setdefault(name, default[name])
+    return [key for key, (old, new) in _flat_pairs(filled, current)
             if old != new and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE)]
-
-
-def _with_defaults(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` with what it lacks taken from ``defaults``, section by section."""
-    merged = {**defaults, **values}
-    for key, default in defaults.items():
-        if isinstance(default, dict) and isinstance(values.get(key), dict):
-            merged[key] = _with_defaults(default, values[key])
-    return merged
 
 
 def load_config(path: str | Path | None = None,
