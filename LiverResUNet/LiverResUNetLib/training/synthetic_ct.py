@@ -189,15 +189,22 @@ def synthetic_case(path: Path, case_id: str, rng: np.random.Generator,
     hu = means[tissues]
     texture = rng.uniform(*TEXTURE_HU, size=len(means)).astype(np.float32)
     texture[0] = 0.0
-    hu += texture[tissues] * _smooth_field(tissues.shape, spacing, _TEXTURE_CELL_MM, rng)
-    body = tissues == _BODY
-    hu[body] = _body_background(tissues.shape, spacing, rng)[body]
-    del body
+    # In place and slice by slice, one volume-sized temporary at a time: these CTs are 512 x 512 x 100-260 voxels.
+    field = _smooth_field(tissues.shape, spacing, _TEXTURE_CELL_MM, rng)
+    for index, tissue_slice in enumerate(tissues):
+        field[index] *= texture[tissue_slice]
+    hu += field
+    field = _body_background(tissues.shape, spacing, rng)
+    np.copyto(hu, field, where=tissues == _BODY)
     _draw_tumors(hu, labels, rng, prior)
     inside = tissues > 0
     del tissues
-    hu += inside * (rng.uniform(*BIAS_HU) * _smooth_field(hu.shape, spacing, _BIAS_CELL_MM, rng))
-    del inside
+    amplitude = rng.uniform(*BIAS_HU)
+    field = _smooth_field(hu.shape, spacing, _BIAS_CELL_MM, rng)
+    field *= inside
+    field *= amplitude
+    hu += field
+    del inside, field
     hu = ndimage.gaussian_filter(hu, (rng.uniform(*BLUR_SLICES), *(2 * [rng.uniform(*BLUR_PIXELS)])), output=np.float32)
     _add_noise(hu, rng)
     np.clip(hu, *HU_RANGE, out=hu)
@@ -278,7 +285,9 @@ def _body_background(shape: tuple[int, ...], spacing: tuple[float, ...], rng: np
     np.exp(share, out=share)
     share += 1.0
     np.reciprocal(share, out=share)
-    return (lean + (fat - lean) * share).astype(np.float32)
+    share *= fat - lean
+    share += lean
+    return share
 
 
 def _draw_tumors(hu: np.ndarray, labels: np.ndarray, rng: np.random.Generator, prior: IntensityPrior) -> None:
