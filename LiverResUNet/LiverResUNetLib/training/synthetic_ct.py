@@ -68,6 +68,8 @@ NOISE_HU = (6.0, 25.0)
 _BIAS_CELL_MM, _BODY_CELL_MM, _TEXTURE_CELL_MM = 80.0, 15.0, 2.0
 _BODY, _LIVER_TISSUE = 1, 2
 HU_RANGE = (-1024.0, 3071.0)
+# The liver's HU is learnt from this many real CTs at most (each is read once more).
+PRIOR_CASES = 10
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,9 @@ def synthetic_sources(maps: list[Path], copies: int, seed: int, prior: Intensity
 def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource], learn: bool = True,
                      progress: Progress | None = None) -> list[CaseSource]:
     """The synthetic cases a training run asks for (none without ``synthesis.label_maps``), their liver's HU learnt
-    from the ``real`` training CTs (each read once more) when ``learn``: every one of them, validation patients
-    included (four numbers per CT: its liver's and tumors' median HU and spread).
+    from the ``real`` training CTs (each read once more) when ``learn``: every one of them (every n-th of a cohort
+    larger than ``PRIOR_CASES``), validation patients included (three numbers per CT: its liver's median HU and
+    spread, its tumors' median).
 
     Raises:
         InputError: naming the folder when it holds no usable label map.
@@ -147,9 +150,10 @@ def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource
     maps = usable_label_maps(settings.label_maps)
     prior = IntensityPrior()
     if learn and real:
+        chosen = real[::-(-len(real) // PRIOR_CASES)]
         if progress:
-            progress(0.0, f"synthetic CTs: reading the liver's HU of the {len(real)} real training CT(s)")
-        prior = learnt_prior(source.load() for source in real)
+            progress(0.0, f"synthetic CTs: reading the liver's HU of {len(chosen)} real training CT(s)")
+        prior = learnt_prior(source.load() for source in chosen)
     if progress:
         # A note (at 100 %, so that it stays on a terminal and is never left out of a log).
         progress(1.0, f"synthetic CTs: {settings.copies} per label map x {len(maps)} label maps in "
