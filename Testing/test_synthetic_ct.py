@@ -1,5 +1,6 @@
 """Whole synthetic CTs generated from label maps without CT (SynthSeg-style), on tiny label maps written here."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -125,6 +126,18 @@ def test_sources_name_each_copy_and_refuse_a_folder_without_a_usable_label_map(l
     first, second = (source.load() for source in sources)
     assert not np.array_equal(first.image.array, second.image.array)
     assert np.array_equal(first.image.array, sources[0].load().image.array)
+    # With a cache each CT is generated once (HU rounded as CT stores them) and read back from there.
+    copy = tmp_path / "copy" / "patient.1" / "MASKS_DICOM"
+    shutil.copytree(label_map, copy)
+    cache = tmp_path / "cache"
+    cached = synthetic_sources([copy], 1, seed=0, prior=IntensityPrior(), cache=cache)[0]
+    generated = cached.load()
+    assert generated.image.array.dtype == np.int16 and (cache / "synthetic.patient.1.1.npz").is_file()
+    assert np.array_equal(generated.image.array, np.rint(first.image.array))
+    shutil.rmtree(copy)
+    again = cached.load()
+    assert np.array_equal(again.image.array, generated.image.array)
+    assert np.array_equal(again.label.array, generated.label.array) and again.image.spacing == generated.image.spacing
     structures = _structures()
     no_liver = _write_label_map(tmp_path / "maps" / "patient.2", {"skin": structures["skin"]})
     with pytest.raises(InputError, match="maps: holds no usable label map"):
@@ -163,6 +176,7 @@ def test_train_adds_synthetic_cts_to_both_stages_and_never_validates_them(tiny_p
     assert not any(case.startswith("synthetic.") for case in split["val"])
     assert "4 synthetic CTs trained, never validated" in split["method"]
     assert set(synthetic) <= set(card["tumor_stage"]["training"]["split"]["train"])
+    assert not (out / "synthetic_cts").exists()  # generated once for both stages, removed after training
     assert card["training"]["config"]["synthesis"] == {"label_maps": str(tiny_phantom_dataset.parent / "raw" /
                                                                          "3Dircadb1"), "copies": 1}
 

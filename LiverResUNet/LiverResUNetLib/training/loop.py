@@ -4,8 +4,9 @@ A run folder holds ``model.pth`` (the best model by validation Dice, or the last
 no validation patient, in the inference format with its card),
 ``checkpoint.pth`` (everything needed to continue, rewritten atomically every few steps and after each
 epoch), ``history.json`` and ``config.yaml`` (the resolved configuration). While training it also holds
-``slice_store/``, every case's preprocessed slices memory-mapped (see ``slices.py``), removed when training
-ends. ``train_model(..., resume=True)`` continues from ``checkpoint.pth``; because every random draw depends
+``slice_store/``, every case's preprocessed slices memory-mapped (see ``slices.py``), and with synthetic CTs
+``synthetic_cts/`` (``synthetic_ct.py``), both removed when training ends.
+``train_model(..., resume=True)`` continues from ``checkpoint.pth``; because every random draw depends
 only on (seed, epoch, step), the resumed run sees the very batches the interrupted one would have seen.
 """
 
@@ -49,6 +50,8 @@ from LiverResUNetLib.training.validation import validate
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
 STORE_FOLDER = "slice_store"
+# The synthetic CTs of a run (synthesis.label_maps), generated once for both stages, removed when training ends.
+SYNTHETIC_FOLDER = "synthetic_cts"
 
 
 def train_model(config: TrainConfig, progress: Progress | None = None, resume: bool = False,
@@ -135,6 +138,7 @@ def _training_data(config: TrainConfig, progress: Progress | None) -> Iterator[_
     finally:
         if main:
             shutil.rmtree(out / STORE_FOLDER, ignore_errors=True)
+            shutil.rmtree(out / SYNTHETIC_FOLDER, ignore_errors=True)
             if created and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
 
@@ -162,7 +166,8 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
     sources = {source.case_id: source for source in discover_cases(_required(config.data, "data"))}
     # Only the main process generates synthetic CTs (it writes the stores): only it learns their intensities.
     synthetic = synthetic_ct.training_sources(config.synthesis, config.seed, list(sources.values()),
-                                              learn=context.is_main, progress=progress if context.is_main else None)
+                                              _out(config) / SYNTHETIC_FOLDER, learn=context.is_main,
+                                              progress=progress if context.is_main else None)
     folder = _out(config) / STORE_FOLDER
     if context.is_main:
         write_slice_store(list(sources.values()) + synthetic, params, folder, progress)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.callbacks import Progress
 from LiverResUNetLib.components import label_components
 from LiverResUNetLib.datasets.cases import Case, CaseSource
@@ -122,25 +123,28 @@ def usable_label_maps(folder: str | Path) -> list[Path]:
     return usable
 
 
-def synthetic_sources(maps: list[Path], copies: int, seed: int, prior: IntensityPrior) -> list[CaseSource]:
+def synthetic_sources(maps: list[Path], copies: int, seed: int, prior: IntensityPrior,
+                      cache: Path | None = None) -> list[CaseSource]:
     """``copies`` synthetic cases of each label map of ``maps``, named ``synthetic.<patient>.<copy>``; each is
-    generated when loaded (the same volume every time: its seed follows from ``seed``, the patient and the copy)."""
+    generated when first loaded (its seed follows from ``seed``, the patient and the copy), and, with a ``cache``
+    folder, kept there (HU rounded to int16, as CT stores them: about 3 bytes a voxel) for the next loads."""
     sources = []
     for path in maps:
         patient = path.parent.name
         for copy in range(1, copies + 1):
             case_id = f"synthetic.{patient}.{copy}"
-            rng_seed = [seed, copy, zlib.crc32(patient.encode())]
-            sources.append(CaseSource(case_id, path, _Generator(path, case_id, rng_seed, prior)))
+            rng_seed = (seed, copy, zlib.crc32(patient.encode()))
+            sources.append(CaseSource(case_id, path, _Generator(path, case_id, rng_seed, prior, cache)))
     return sources
 
 
-def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource], learn: bool = True,
-                     progress: Progress | None = None) -> list[CaseSource]:
+def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource], cache: Path,
+                     learn: bool = True, progress: Progress | None = None) -> list[CaseSource]:
     """The synthetic cases a training run asks for (none without ``synthesis.label_maps``), their liver's HU learnt
     from the ``real`` training CTs (each read once more) when ``learn``: every one of them (every n-th of a cohort
     larger than ``PRIOR_CASES``), validation patients included (three numbers per CT: its liver's median HU and
-    spread, its tumors' median).
+    spread, its tumors' median). Each is generated once and kept in ``cache`` (for the tumor stage), which the caller
+    removes after training.
 
     Raises:
         InputError: naming the folder when it holds no usable label map.
@@ -158,7 +162,7 @@ def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource
         # A note (at 100 %, so that it stays on a terminal and is never left out of a log).
         progress(1.0, f"synthetic CTs: {settings.copies} per label map x {len(maps)} label maps in "
                       f"{settings.label_maps}, generated as their slices are prepared ({prior.describe()})")
-    return synthetic_sources(maps, settings.copies, seed, prior)
+    return synthetic_sources(maps, settings.copies, seed, prior, cache)
 
 
 @dataclass(frozen=True)
@@ -167,11 +171,23 @@ class _Generator:
 
     path: Path
     case_id: str
-    seed: list[int]
+    seed: tuple[int, ...]
     prior: IntensityPrior
+    cache: Path | None = None
 
     def __call__(self) -> Case:
-        return synthetic_case(self.path, self.case_id, np.random.default_rng(self.seed), self.prior)
+        stored = None if self.cache is None else self.cache / f"{self.case_id}.npz"
+        if stored is not None and stored.is_file():
+            with np.load(stored) as arrays:
+                hu, labels, spacing = arrays["hu"], arrays["labels"], tuple(arrays["spacing"])
+        else:
+            case = synthetic_case(self.path, self.case_id, np.random.default_rng(self.seed), self.prior)
+            hu, labels, spacing = np.rint(case.image.array).astype(np.int16), case.label.array, case.image.spacing
+            if stored is not None:
+                with atomic_path(stored) as temporary, open(temporary, "wb") as file:
+                    np.savez(file, hu=hu, labels=labels, spacing=np.asarray(spacing))
+        volume = Volume(hu, spacing)
+        return Case(self.case_id, volume, volume.with_array(labels, source=str(self.path)), str(self.path))
 
 
 def _has_liver(path: Path) -> bool:
