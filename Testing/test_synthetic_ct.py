@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,11 @@ def test_train_names_a_folder_without_label_maps(tiny_phantom_dataset, tmp_path)
     assert result.stderr.strip().endswith(f"{tmp_path / 'empty'}: holds no usable label map "
                                           "(<patient>/MASKS_DICOM[.zip] with a 'liver' mask)")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_sixteen_label_maps_without_ct_are_all_usable():
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "3Dircadb1-masks-only"
+    if not folder.is_dir():
+        pytest.skip(f"the label maps without CT are not beside the repo ({folder})")
+    maps = usable_label_maps(folder)
+    assert len(maps) == 16 and maps[0].parent.name == "3Dircadb1.2" and maps[-1].parent.name == "3Dircadb1.19"
