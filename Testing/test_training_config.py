@@ -82,6 +82,14 @@ def test_resume_may_change_only_runtime_length_and_paths():
                                               "sampling.tumor_fraction": 0.9}).to_dict()
     assert resume_differences(saved, changed) == [
         "network.base_width", "optimization.learning_rate", "sampling.tumor_fraction"]
+    older = {key: value for key, value in saved.items() if key != "synthesis"}  # a run started before it existed
+    older["augmentation"] = {key: value for key, value in saved["augmentation"].items() if "phase" not in key}
+    assert resume_differences(older, allowed) == []
+    assert resume_differences(older, apply_overrides(TrainConfig(), {"network": {"base_width": 8},
+                                                                     "synthesis.copies": 2}).to_dict()) == [
+        "synthesis.copies"]
+    before_the_cascade = {key: value for key, value in older.items() if key != "tumor_stage"}
+    assert resume_differences(before_the_cascade, allowed) == ["tumor_stage"]  # single-stage runs: not resumable
 
 
 def test_documented_config_lists_every_option_with_its_default():

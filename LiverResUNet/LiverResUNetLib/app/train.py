@@ -52,6 +52,10 @@ FLAGS = (
     ("--tumor-shapes", "tumor_stage.tumor_shapes", str, "DIR",
      "label maps without CT (<patient>/MASKS_DICOM.zip, as 3D-IRCADb-01): their real tumor shapes are pasted into "
      "the training CTs' livers for the tumor stage"),
+    ("--synthetic-cts", "synthesis.label_maps", str, "DIR",
+     "label maps without CT (<patient>/MASKS_DICOM.zip, as 3D-IRCADb-01): whole synthetic CTs are generated from "
+     "them (every structure drawn with random intensities, the liver's learnt from the training CTs) and added to "
+     "both stages' training cases, never validated; --set synthesis.copies=N makes N per label map"),
 )
 
 

@@ -1,11 +1,11 @@
 """Random changes to training slices, applied to a whole batch at once on the training device.
 
-Each transform has one job (flip; rotation + scaling; intensity) and takes an explicit ``torch.Generator``
-so that a batch's augmentation depends only on the step's seed: a resumed run sees exactly the batches the
-interrupted one would have seen. The few per-sample parameters are drawn on the CPU; the work on pixels, and
-the one per-pixel draw (the noise, from a generator on the batch's device), happen where the batch is, so on
-a GPU no step waits for the CPU. Geometry moves images and labels together (labels with nearest-neighbour
-sampling, so they stay 0/1/2); intensity changes touch the images only.
+Each transform has one job (flip; rotation + scaling; contrast phase; intensity) and takes an explicit
+``torch.Generator`` so that a batch's augmentation depends only on the step's seed: a resumed run sees exactly the
+batches the interrupted one would have seen. The few per-sample parameters are drawn on the CPU; the work on pixels,
+and the one per-pixel draw (the noise, from a generator on the batch's device), happen where the batch is, so on a
+GPU no step waits for the CPU. Geometry moves images and labels together (labels with nearest-neighbour sampling, so
+they stay 0/1/2); intensity changes touch the images only.
 """
 
 from __future__ import annotations
@@ -99,12 +99,50 @@ def random_intensity(images: torch.Tensor, probability: float, contrast: float, 
     return (images - mean) * factor + mean + shift + sigma * noise
 
 
-def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings: AugmentationConfig, seed: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def random_contrast_phase(images: torch.Tensor, labels: torch.Tensor, probability: float, liver_shift: float,
+                          tumor_shift: float, channels: int, generator: torch.Generator) -> torch.Tensor:
+    """Mimic another contrast phase: move the liver's intensities (labels 1 and 2), and the tumors' on top of that,
+    relative to the rest of the slice, by amounts drawn per sample.
+
+    Slices are stored already windowed and equalised, so the change cannot be made in HU: it is an offset in the
+    network's input units, applied where the labels are (the only structures a training case names: vessels are not
+    known, so they keep their intensity; the sample's labels stand for its neighbour slices too). Each mask's edge
+    is softened over a few pixels, as enhancement fades across an organ's edge, and values stay in [0, 1].
+
+    Args:
+        images: ``[batch, channels, rows, columns]`` float tensor (the preprocessed intensities).
+        labels: ``[batch, rows, columns]`` integer tensor (after the geometric transforms).
+        probability: chance that a sample is changed; 0 draws nothing (the other transforms' draws stay the same).
+        liver_shift: largest shift of the liver either way.
+        tumor_shift: largest further shift of the tumors either way (tumor to liver contrast changes with the phase).
+        channels: how many leading channels are CT slices (a tumor stage's liver-mask channel is left alone).
+        generator: the source of the per-sample parameters (on the CPU).
+    """
+    if probability <= 0:
+        return images
+    batch = images.shape[0]
+    chosen = torch.rand(batch, generator=generator) < probability
+    liver = (torch.rand(batch, generator=generator) * 2 - 1) * liver_shift
+    tumor = (torch.rand(batch, generator=generator) * 2 - 1) * tumor_shift
+    if not chosen.any():
+        return images
+    view = (batch, 1, 1, 1)
+    liver, tumor = (value.view(view).to(images.device, images.dtype) for value in (liver, tumor))
+    masks = torch.stack([labels > 0, labels == 2], dim=1).to(images.dtype)
+    soft = F.avg_pool2d(masks, kernel_size=5, stride=1, padding=2, count_include_pad=False)
+    change = liver * soft[:, :1] + tumor * soft[:, 1:]
+    slices = images[:, :channels]
+    changed = torch.where(chosen.to(images.device).view(view), (slices + change).clamp(0.0, 1.0), slices)
+    return torch.cat([changed, images[:, channels:]], dim=1)
+
+
+def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings: AugmentationConfig, seed: int,
+                  slice_channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply every transform of an ``AugmentationConfig`` to a batch, on its device; returns new ``(images, labels)``.
 
     Everything random follows from ``seed``: the parameters from a CPU generator, the noise from a generator
-    on the batch's device seeded from the first.
+    on the batch's device seeded from the first. ``slice_channels``: how many leading channels are CT slices (the
+    contrast phase leaves the others alone; None: all).
     """
     generator = torch.Generator().manual_seed(seed)
     noise_seed = int(torch.randint(2 ** 62, (1,), generator=generator))
@@ -112,6 +150,8 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings: Augmenta
     images, labels = random_flip(images, labels, settings.flip_probability, generator)
     images, labels = random_rotate_scale(images, labels, settings.probability, settings.rotation_degrees,
                                          (settings.scale_min, settings.scale_max), generator)
+    images = random_contrast_phase(images, labels, settings.phase_probability, settings.phase_liver_shift,
+                                   settings.phase_tumor_shift, slice_channels or images.shape[1], generator)
     images = random_intensity(images, settings.probability, settings.contrast, settings.brightness,
                               settings.noise_std, generator, noise_generator)
     return images, labels

@@ -6,6 +6,7 @@
 model card, so a model always says how it was trained.
 """
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,7 +47,8 @@ class SamplingConfig:
 
 @dataclass
 class AugmentationConfig:
-    """Random changes applied to each training slice (images and labels move together)."""
+    """Random changes applied to each training slice (images and labels move together); ``phase_*``: another
+    contrast phase mimicked (off by default), see ``augmentation.random_contrast_phase``."""
 
     probability: float = 0.8
     flip_probability: float = 0.0
@@ -56,6 +58,9 @@ class AugmentationConfig:
     contrast: float = 0.15
     brightness: float = 0.1
     noise_std: float = 0.02
+    phase_probability: float = 0.0
+    phase_liver_shift: float = 0.1
+    phase_tumor_shift: float = 0.1
 
 
 @dataclass
@@ -111,6 +116,15 @@ class TumorStageConfig:
 
 
 @dataclass
+class SynthesisConfig:
+    """Whole synthetic CTs generated from label maps without CT (``training/synthetic_ct.py``): ``copies`` of each
+    label map under ``label_maps`` join the training cases of both stages (never validated)."""
+
+    label_maps: typing.Optional[str] = None
+    copies: int = 1
+
+
+@dataclass
 class PostprocessingConfig:
     """The post-processing written into the model card: what ``segment`` applies unless told otherwise."""
 
@@ -138,6 +152,7 @@ class TrainConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     tumor_stage: TumorStageConfig = field(default_factory=TumorStageConfig)
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +181,8 @@ class TrainConfig:
             problems.append("sampling.patch_size must be at least 8 pixels (or null for whole slices)")
         if self.augmentation.scale_min <= 0 or self.augmentation.scale_max < self.augmentation.scale_min:
             problems.append("augmentation.scale_min must be > 0 and <= scale_max")
+        if min(self.augmentation.phase_liver_shift, self.augmentation.phase_tumor_shift) < 0:
+            problems.append("augmentation.phase_liver_shift and phase_tumor_shift must be >= 0")
         for name in ("epochs", "steps_per_epoch", "batch_size"):
             if getattr(optimization, name) < 1:
                 problems.append(f"optimization.{name} must be at least 1")
@@ -178,6 +195,8 @@ class TrainConfig:
         if self.runtime.workers is not None and self.runtime.workers < 0:
             problems.append("runtime.workers must be at least 0 (0: batches made in the training process)")
         problems += _tumor_stage_problems(self.tumor_stage)
+        if self.synthesis.copies < 1:
+            problems.append("synthesis.copies must be at least 1")
         if self.postprocessing.min_tumor_mm3 < 0:
             problems.append("postprocessing.min_tumor_mm3 must be >= 0")
         if problems:
@@ -212,9 +231,23 @@ RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.ea
                "postprocessing")
 
 
+# Options added since runs that may be resumed, whose defaults do what those runs did (nothing): a saved
+# configuration that lacks them resumes as if it held their defaults.
+ADDED_OFF = ("synthesis", "augmentation.phase_probability", "augmentation.phase_liver_shift",
+             "augmentation.phase_tumor_shift")
+
+
 def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two config dicts and matter for ``--resume``."""
-    return [key for key, (old, new) in _flat_pairs(saved, current)
+    filled: dict[str, Any] = copy.deepcopy(dict(saved))
+    defaults = TrainConfig().to_dict()
+    for key in ADDED_OFF:
+        *sections, name = key.split(".")
+        into, default = filled, defaults
+        for section in sections:
+            into, default = into.setdefault(section, {}), default[section]
+        into.setdefault(name, default[name])
+    return [key for key, (old, new) in _flat_pairs(filled, current)
             if old != new and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE)]
 
 

@@ -4,8 +4,9 @@ A run folder holds ``model.pth`` (the best model by validation Dice, or the last
 no validation patient, in the inference format with its card),
 ``checkpoint.pth`` (everything needed to continue, rewritten atomically every few steps and after each
 epoch), ``history.json`` and ``config.yaml`` (the resolved configuration). While training it also holds
-``slice_store/``, every case's preprocessed slices memory-mapped (see ``slices.py``), removed when training
-ends. ``train_model(..., resume=True)`` continues from ``checkpoint.pth``; because every random draw depends
+``slice_store/``, every case's preprocessed slices memory-mapped (see ``slices.py``), and with synthetic CTs
+``synthetic_cts/`` (``synthetic_ct.py``), both removed when training ends.
+``train_model(..., resume=True)`` continues from ``checkpoint.pth``; because every random draw depends
 only on (seed, epoch, step), the resumed run sees the very batches the interrupted one would have seen.
 """
 
@@ -36,7 +37,7 @@ from LiverResUNetLib.evaluation.metrics import mean_sd
 from LiverResUNetLib.model.cascade import write_cascade
 from LiverResUNetLib.model.model_file import fitting_network, load_model, new_card, save_model
 from LiverResUNetLib.model.resunet import build_network, default_architecture
-from LiverResUNetLib.training import distributed, tumor_stage
+from LiverResUNetLib.training import distributed, synthetic_ct, tumor_stage
 from LiverResUNetLib.training.augmentation import augment_batch
 from LiverResUNetLib.training.batches import StepBatches, default_workers, step_seed
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
@@ -49,6 +50,8 @@ from LiverResUNetLib.training.validation import validate
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
 STORE_FOLDER = "slice_store"
+# The synthetic CTs of a run (synthesis.label_maps), generated once for both stages, removed when training ends.
+SYNTHETIC_FOLDER = "synthetic_cts"
 
 
 def train_model(config: TrainConfig, progress: Progress | None = None, resume: bool = False,
@@ -135,6 +138,7 @@ def _training_data(config: TrainConfig, progress: Progress | None) -> Iterator[_
     finally:
         if main:
             shutil.rmtree(out / STORE_FOLDER, ignore_errors=True)
+            shutil.rmtree(out / SYNTHETIC_FOLDER, ignore_errors=True)
             if created and out.is_dir() and not any(out.iterdir()):
                 out.rmdir()
 
@@ -160,16 +164,30 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
         raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
                                                  f"({params.input_size}) and a multiple of {multiple}")
     sources = {source.case_id: source for source in discover_cases(_required(config.data, "data"))}
+    # Only the main process generates synthetic CTs (it writes the stores): only it learns their intensities.
+    synthetic = synthetic_ct.training_sources(config.synthesis, config.seed, list(sources.values()),
+                                              _out(config) / SYNTHETIC_FOLDER, learn=context.is_main,
+                                              progress=progress if context.is_main else None)
     folder = _out(config) / STORE_FOLDER
     if context.is_main:
-        write_slice_store(list(sources.values()), params, folder, progress)
+        write_slice_store(list(sources.values()) + synthetic, params, folder, progress)
     distributed.wait_for_main(context)
     store = SliceStore.open(folder)
-    has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids)}
+    has_tumor = {case: store.has_tumor(position) for position, case in enumerate(store.case_ids) if case in sources}
+    splits = make_splits(list(has_tumor), config.split, config.seed, has_tumor, source=config.data)
+    sources.update((source.case_id, source) for source in synthetic)
     return _TrainingData(
         context=context, architecture=architecture, sources=sources, store=store,
         config=_replace(tumor_stage.liver_stage_config(config), network=architecture),
-        splits=make_splits(store.case_ids, config.split, config.seed, has_tumor, source=config.data))
+        splits=[_with_synthetic(split, [source.case_id for source in synthetic]) for split in splits])
+
+
+def _with_synthetic(split: Split, cases: list[str]) -> Split:
+    """``split`` with the synthetic ``cases`` added to its training cases (they are never validated)."""
+    if not cases:
+        return split
+    return dataclasses.replace(split, train=split.train + cases,
+                               method=f"{split.method}; {len(cases)} synthetic CTs trained, never validated")
 
 
 def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _TrainingData, split: Split,
@@ -296,8 +314,10 @@ class _Run:
             raise Cancelled("training cancelled; --resume continues from the last checkpoint")
         device = self.context.device
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        params = self.config.preprocessing
         images, labels = augment_batch(images, labels, self.config.augmentation,
-                                       step_seed(self.config.seed, epoch, step, self.context.rank))
+                                       step_seed(self.config.seed, epoch, step, self.context.rank),
+                                       slice_channels=params.channels - int(params.liver_channel))
         self.state["lr"] = self._learning_rate(epoch, step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.state["lr"]

@@ -10,6 +10,7 @@ places the few training patients do not show.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import re
@@ -22,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from LiverResUNetLib.components import label_components
+from LiverResUNetLib.datasets.cases import natural_order
 from LiverResUNetLib.datasets.ircadb import is_tumor_mask
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.volume import LIVER, TUMOR
@@ -47,53 +49,87 @@ class TumorShape:
 
 
 def read_tumor_shapes(folder: Path) -> list[TumorShape]:
-    """Every liver tumor of the label maps under ``folder``: one sub-folder per patient holding ``MASKS_DICOM.zip``
-    or ``MASKS_DICOM/`` (3D-IRCADb-01's layout), a DICOM series of 0/255 slices per structure. Slices are ordered
-    by the number in their file name (these files may all have the same ImagePositionPatient).
+    """Every liver tumor of the label maps under ``folder`` (see :func:`label_maps`).
 
     Raises:
         InputError: naming ``folder`` when it holds no liver tumor.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise input_error(folder, "does not exist (a folder of label maps: <patient>/MASKS_DICOM.zip)")
     shapes = []
-    for archive in sorted(folder.glob(f"*/{MASKS}.zip")) + sorted(folder.glob(f"*/{MASKS}/")):
-        for series, spacing in _tumor_series(archive):
-            shapes += _lesions(series, spacing)
+    for path in label_maps(folder):
+        with mask_series(path) as structures:
+            for name, slices in structures.items():
+                if is_tumor_mask(name):
+                    shapes += _lesions(*read_mask(slices, path / name))
     if not shapes:
         raise input_error(folder, f"holds no liver tumor mask (<patient>/{MASKS}[.zip]/livertumor*/image_N)")
     return shapes
 
 
-def _tumor_series(path: Path) -> list[tuple[np.ndarray, tuple[float, float, float]]]:
-    """Each tumor mask series of one patient's MASKS_DICOM (zip or folder), as ``(mask [k, j, i], spacing)``."""
+def label_maps(folder: Path) -> list[Path]:
+    """Each patient's label map under ``folder``: one sub-folder per patient holding ``MASKS_DICOM/`` or
+    ``MASKS_DICOM.zip`` (3D-IRCADb-01's layout; the folder when there are both), in patient order.
+
+    Raises:
+        InputError: naming ``folder`` when it does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise input_error(folder, f"does not exist (a folder of label maps: <patient>/{MASKS}.zip)")
+    found = []
+    for patient in sorted((path for path in folder.iterdir() if path.is_dir()), key=natural_order):
+        if (patient / MASKS).is_dir():
+            found.append(patient / MASKS)
+        elif (patient / f"{MASKS}.zip").is_file():
+            found.append(patient / f"{MASKS}.zip")
+    return found
+
+
+@contextlib.contextmanager
+def mask_series(path: Path) -> typing.Iterator[dict[str, list[typing.Callable[[], bytes]]]]:
+    """The structures of one patient's MASKS_DICOM (folder or zip, read in place), a DICOM series of 0/255
+    slices each: structure name -> the readers of its slice files, ordered by the number in their file name
+    (these files may all have the same ImagePositionPatient; slice 0 is the caudal end)."""
     if path.is_dir():
-        return _stacked({item.relative_to(path.parent).as_posix(): item.read_bytes
-                         for item in path.rglob("*") if item.is_file()})
-    with zipfile.ZipFile(path) as archive:
-        return _stacked({name: functools.partial(archive.read, name) for name in archive.namelist()
-                         if not name.endswith("/")})
+        yield _series({item.relative_to(path.parent).as_posix(): item.read_bytes
+                       for item in path.rglob("*") if item.is_file()})
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise input_error(path, f"cannot be read as a zip archive ({error})") from None
+    with archive:
+        yield _series({name: functools.partial(archive.read, name) for name in archive.namelist()
+                       if not name.endswith("/")})
 
 
-def _stacked(files: dict[str, typing.Callable[[], bytes]]) -> list[tuple[np.ndarray, tuple[float, float, float]]]:
-    """The tumor series among ``files`` (archive path -> reader of its bytes), each ordered by file number."""
-    import pydicom
-
+def _series(files: dict[str, typing.Callable[[], bytes]]) -> dict[str, list[typing.Callable[[], bytes]]]:
+    """``files`` (archive path -> reader of its bytes) grouped by structure folder, each in file-number order."""
     structures: dict[str, list[tuple[int, str]]] = {}
     for name in files:
         parts = name.split("/")
         number = re.search(r"(\d+)$", parts[-1])
-        if len(parts) >= 3 and is_tumor_mask(parts[-2]) and number:
+        if len(parts) >= 3 and number:
             structures.setdefault(parts[-2], []).append((int(number.group(1)), name))
-    series = []
-    for slices in structures.values():
-        datasets = [pydicom.dcmread(io.BytesIO(files[name]())) for _, name in sorted(slices)]
+    return {structure: [files[name] for _, name in sorted(slices)] for structure, slices in sorted(structures.items())}
+
+
+def read_mask(slices: list[typing.Callable[[], bytes]], where: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """``(mask bool [k, j, i], spacing (di, dj, dk) mm)`` of one structure's slices (see :func:`mask_series`);
+    the slice step from SpacingBetweenSlices, else SliceThickness.
+
+    Raises:
+        InputError: naming ``where`` when a slice is not a readable DICOM image or the slices differ in size.
+    """
+    import pydicom
+
+    try:
+        datasets = [pydicom.dcmread(io.BytesIO(read())) for read in slices]
         mask = np.stack([dataset.pixel_array > 0 for dataset in datasets])
-        first = datasets[0]
-        step = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
-        series.append((mask, (float(first.PixelSpacing[1]), float(first.PixelSpacing[0]), step)))
-    return series
+    except (pydicom.errors.InvalidDicomError, AttributeError, ValueError) as error:
+        raise input_error(where, f"not a series of DICOM mask slices of one size ({error})") from None
+    first = datasets[0]
+    step = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+    return mask, (float(first.PixelSpacing[1]), float(first.PixelSpacing[0]), step)
 
 
 def _lesions(mask: np.ndarray, spacing: tuple[float, ...]) -> list[TumorShape]:
@@ -124,19 +160,26 @@ def paste_tumors(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ...],
             continue
         inside = lesion & liver[box]
         soft = ndimage.gaussian_filter(inside.astype(np.float32), sigma=0.7) * liver[box]
-        sign = -1.0 if rng.random() < HYPODENSE_PROBABILITY else 1.0
-        change = sign * rng.uniform(*CONTRAST_HU)
-        texture = ndimage.gaussian_filter(rng.standard_normal(inside.shape).astype(np.float32), sigma=1.5)
-        texture *= rng.uniform(*TEXTURE_HU) / max(float(texture.std()), 1e-6)
-        shift = change + texture
-        interior = ndimage.binary_erosion(inside)
-        if rng.random() < RIM_PROBABILITY and interior.sum() >= 0.5 * inside.sum():
-            # A one-voxel rim of the other contrast (an enhancing rim around a hypodense centre, or the reverse).
-            shift = shift + (inside & ~interior) * (-change * rng.uniform(0.8, 1.6))
         # The lesion keeps the liver's own noise: liver + contrast + texture, blended over a soft edge.
-        hu[box] += soft * shift
+        hu[box] += soft * lesion_shift(inside, rng)
         labels[box][inside] = TUMOR
     return hu, labels
+
+
+def lesion_shift(inside: np.ndarray, rng: np.random.Generator,
+                 contrast_hu: tuple[float, float] = CONTRAST_HU) -> np.ndarray:
+    """The HU a lesion adds to the liver it lies in (float32, the shape of its mask ``inside``): one contrast
+    (darker with ``HYPODENSE_PROBABILITY``, else brighter, by ``contrast_hu``), a smooth texture and, sometimes, a
+    one-voxel rim of the other contrast (an enhancing rim around a hypodense centre, or the reverse)."""
+    sign = -1.0 if rng.random() < HYPODENSE_PROBABILITY else 1.0
+    change = sign * rng.uniform(*contrast_hu)
+    texture = ndimage.gaussian_filter(rng.standard_normal(inside.shape).astype(np.float32), sigma=1.5)
+    texture *= rng.uniform(*TEXTURE_HU) / max(float(texture.std()), 1e-6)
+    shift = change + texture
+    interior = ndimage.binary_erosion(inside)
+    if rng.random() < RIM_PROBABILITY and interior.sum() >= 0.5 * inside.sum():
+        shift = shift + (inside & ~interior) * (-change * rng.uniform(0.8, 1.6))
+    return shift.astype(np.float32)
 
 
 def _scaled(shape: TumorShape, spacing: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
