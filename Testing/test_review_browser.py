@@ -210,7 +210,7 @@ def test_requests_without_the_token_are_refused(case_files, tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("where", ["input", "host", "worklist"])
+@pytest.mark.parametrize("where", ["input", "host", "worklist", "url"])
 def test_a_bad_input_ends_before_serving_with_one_line_and_exit_code_2(case_files, tmp_path, where):
     _, segmentation, _ = case_files
     missing = tmp_path / "no-such-ct"
@@ -222,6 +222,12 @@ def test_a_bad_input_ends_before_serving_with_one_line_and_exit_code_2(case_file
         (worklist / "case-2" / "segmentation.nii.gz").unlink()
         arguments = ["--worklist", worklist, "--output", tmp_path / "out"]
         reason = f"{worklist / 'case-2'}: a worklist case needs exactly one segmentation"
+    if where == "url":  # a DICOMweb series URL on a server that does not answer
+        from orthanc_server import free_port
+
+        url = f"http://127.0.0.1:{free_port()}/dicom-web/studies/1.2.3/series/1.2.3.4"
+        arguments = ["--input", url, "--output", tmp_path / "out"]
+        reason = f"{url}: cannot reach the DICOMweb server"
     result = subprocess.run(review_command(*arguments), capture_output=True, text=True, timeout=300,
                             env=review_environment())
     assert result.returncode == 2 and result.stdout == ""

@@ -7,7 +7,8 @@ back. Reject and Add lesion are the core's (:mod:`LiverResUNetLib.lesion_review`
 Each edit is kept as the voxels it changed (their flat indices, old and new labels), so undo and redo cost
 what the edit touched, not a copy of the volume. After each edit the labels go to a recovery file, atomically;
 a restart on the same inputs offers it back. Save writes the ``.seg.nrrd`` and, when the CT came from a DICOM
-series, a DICOM SEG of it (``dicomseg.writer``): a new series referencing the CT, SEMIAUTOMATIC once edited.
+series, a DICOM SEG of it (``dicomseg.writer``): a new series referencing the CT, SEMIAUTOMATIC once edited; for a
+CT from a DICOMweb server (``remote``), that SEG is stored back into the CT's study there.
 """
 
 import hashlib
@@ -15,13 +16,14 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.datasets.cases import Case
-from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.dicomweb.connection import is_dicomweb_url
+from LiverResUNetLib.errors import InputError, input_error
 from LiverResUNetLib.io.dicom_series import SeriesInfo
 from LiverResUNetLib.lesion_review import (
     ReviewSummary,
@@ -44,6 +46,9 @@ from LiverResUNetLib.scene.lesion_review import write_label_changes
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import LPS_TO_RAS, node_to_volume
 from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR, Volume
+
+if TYPE_CHECKING:
+    from LiverResUNetLib.app.review.remote import RemoteSource
 
 RECOVERY_NAME = ".liverresunet-review-recovery.npz"
 SEGMENTATION_NAME = "segmentation.seg.nrrd"
@@ -141,7 +146,8 @@ class ReviewCase:
 
     ``key`` names the case (its input paths and original labels), so a recovery file is offered only to a
     session on the same inputs. ``series`` is the CT's DICOM series (None for an image file), which a DICOM SEG
-    references; ``card`` is the model card a DICOM SEG names as its algorithm (empty when no model was given).
+    references; ``card`` is the model card a DICOM SEG names as its algorithm (empty when no model was given);
+    ``remote`` is the DICOMweb server the CT came from (None for local files), where Save stores the SEG too.
     """
 
     scene: Scene
@@ -152,6 +158,7 @@ class ReviewCase:
     key: str
     series: SeriesInfo | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    remote: "RemoteSource | None" = None
     labels: Volume = field(init=False)
     accepted: bool = False
     undo_stack: list[Edit] = field(default_factory=list)
@@ -163,27 +170,50 @@ class ReviewCase:
         self._original_lesions = lesion_map(self.original)  # the model's lesions, for each row's state
 
     @classmethod
-    def open(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path,
+    def open(cls, scene: Scene, ct: Path | str, segmentation_path: Path | None, output: Path,
              model: Path | None = None,
              progress: Callable[[float, str], None] | None = None) -> "ReviewCase":
-        """Load the CT and its segmentation (or segment it with ``model`` first, reporting to ``progress``) into
-        ``scene``.
+        """Load the CT (a DICOM folder, an image file or a DICOMweb series URL) and its segmentation (or, for a
+        URL, the newest SEG of this project on the server; or segment it with ``model`` first, reporting to
+        ``progress``) into ``scene``.
 
         Raises:
             InputError: a missing or unreadable input, a segmentation not on the CT's grid, neither a segmentation
-                nor a model, an output that is a file.
+                nor a model (nor, for a URL, a SEG on the server), an output that is a file, a server that cannot
+                be used.
         """
         if output.exists() and not output.is_dir():
             raise input_error(output, "the output must be a folder")
-        if segmentation_path is None and model is None:
-            raise input_error(ct_path, "give --segmentation, or --model to segment it first")
+        if not is_dicomweb_url(ct):
+            if segmentation_path is None and model is None:
+                raise input_error(ct, "give --segmentation, or --model to segment it first")
+            ct_path = Path(ct)
+            return cls._load(scene, ct_path, segmentation_path, output, model, progress,
+                             (str(ct_path.resolve()), str(segmentation_path or model)))
+        from LiverResUNetLib.app.review.remote import fetch, no_segmentation
+
+        remote = fetch(str(ct), with_seg=segmentation_path is None)
+        if segmentation_path is None and remote.seg is None and model is None:
+            raise no_segmentation(remote)
+        try:
+            case = cls._load(scene, remote.folder, segmentation_path or remote.seg, output, model, progress,
+                             (remote.url, str(segmentation_path or remote.seg_uid or model)))
+        except InputError as error:
+            raise remote.named(error) from error
+        case.remote = remote
+        return case
+
+    @classmethod
+    def _load(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path, model: Path | None,
+              progress: Callable[[float, str], None] | None, identity: tuple[str, str]) -> "ReviewCase":
+        """:meth:`open`'s work on local files; ``identity`` names the CT and the segmentation in the case's key."""
         ct_node, series = _ct_node(scene, ct_path)
         if segmentation_path is not None:
             labels = read_labels(segmentation_path, ct_node)
         else:
             from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
 
-            assert model is not None  # refused above when neither is given
+            assert model is not None  # refused by open() when neither is given
             made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False),
                                                     progress=progress)
             labels = segmentation_to_labels(made, node_to_volume(ct_node))
@@ -193,8 +223,7 @@ class ReviewCase:
         scene.AddNode(node)
         node.CreateDefaultDisplayNodes()
         node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
-        key = _fingerprint(str(ct_path.resolve()).encode(), str(segmentation_path or model).encode(),
-                           np.ascontiguousarray(labels.array).tobytes())
+        key = _fingerprint(*(part.encode() for part in identity), np.ascontiguousarray(labels.array).tobytes())
         card: dict[str, Any] = {}
         if model is not None:
             from LiverResUNetLib.model.model_file import read_card
@@ -313,7 +342,12 @@ class ReviewCase:
 
     def save(self) -> Saved:
         """Write the current segmentation as ``segmentation.seg.nrrd`` in the output folder and, for a DICOM CT,
-        as the DICOM SEG ``segmentation.dcm`` (each atomically)."""
+        as the DICOM SEG ``segmentation.dcm`` (each atomically); for a CT from a DICOMweb server, the SEG is also
+        stored into the CT's study there (STOW-RS).
+
+        Raises:
+            InputError: the SEG cannot be written, or the server did not store it (the files are written then).
+        """
         segmentation = write_segmentation(self.segmentation_node, self.output / SEGMENTATION_NAME, self.ct)
         if self.series is None:
             return Saved(segmentation, None, (NO_DICOM_SEG,))
@@ -323,6 +357,11 @@ class ReviewCase:
         stack, series_uid, _ = read_series_headers(self.series.files)
         path = self.output / DICOM_SEG_NAME
         notes = write_seg(self.labels, stack, series_uid, self.card, path, edited=self.edited)
+        if self.remote is not None:
+            try:
+                notes.append(self.remote.store(path))
+            except InputError as error:
+                raise InputError(f"{error} (written to {segmentation} and {path})") from error
         return Saved(segmentation, path, tuple(notes))
 
     def save_training_case(self, dataset: Path, case_id: str) -> Path:

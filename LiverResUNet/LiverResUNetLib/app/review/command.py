@@ -4,7 +4,10 @@ Prints the page's URL (with its access token) as the first line on standard outp
 interrupted. The page listens on 127.0.0.1 unless --host names another address and --allow-remote is given;
 a request without the token is refused. Save writes OUTPUT/segmentation.seg.nrrd, and OUTPUT/segmentation.dcm (a
 DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in
-OUTPUT's recovery file, which a restart on the same inputs offers to resume. Needs the review environment
+OUTPUT's recovery file, which a restart on the same inputs offers to resume. With --input a DICOMweb series URL,
+the CT is retrieved (WADO-RS) before serving, the segmentation is by default the newest DICOM SEG of this project
+on the server that references the series, and Save also stores the SEG into the CT's study there (STOW-RS).
+Needs the review environment
 (trame-slicer; scripts/review_env.sh). With --worklist FOLDER instead of --input, the cases of FOLDER (one
 sub-folder per case: the CT, ``ct/`` or ``ct.*``, and ``segmentation.*``; see ``worklist``) are reviewed one after
 another, each into OUTPUT/<case>/, their states kept in OUTPUT/worklist.json.
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 from LiverResUNetLib.datasets.cases import safe_case_name
+from LiverResUNetLib.dicomweb.connection import is_dicomweb_url, parse_location
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.progress import ProgressReporter
 
@@ -26,11 +30,13 @@ TOKEN_COOKIE = "liverresunet_review_token"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", type=Path, help="the CT: a DICOM folder (one CT series) or an image file "
-                                                   "(.nii.gz, .nrrd...)")
+    parser.add_argument("--input", help="the CT: a DICOM folder (one CT series), an image file (.nii.gz, .nrrd...) "
+                                        "or a DICOMweb series URL (BASE/studies/<StudyUID>/series/<SeriesUID>)")
     parser.add_argument("--worklist", type=Path, help="instead of --input: a folder of cases, one sub-folder each "
                                                       "with the CT (ct/ or ct.*) and its segmentation.*")
-    parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm)")
+    parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm); for a "
+                                                          "DICOMweb --input, default: the newest SEG of this project "
+                                                          "on the server")
     parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first; "
                                                     "with it: the model the DICOM SEG names as its algorithm")
     parser.add_argument("--output", type=Path, required=True, help="folder Save writes to (and the recovery file)")
@@ -41,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST})")
     parser.add_argument("--allow-remote", action="store_true",
                         help="needed with a --host other than 127.0.0.1: the page shows patient images")
+
+
+def default_case_id(ct: str) -> str:
+    """The training case's id when --case-id is not given: the CT file's or folder's name, or its series UID."""
+    if is_dicomweb_url(ct):
+        return safe_case_name(parse_location(ct).series_uid or "case")
+    return safe_case_name(Path(ct).stem)
 
 
 def free_port(host: str) -> int:
@@ -87,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         page = ReviewPage(slicer_app, dataset=args.dataset, case_id=name, worklist=worklist)
         case = worklist.open(slicer_app.scene, name)
     else:
-        page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or safe_case_name(args.input.stem))
+        page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or default_case_id(args.input))
         with ProgressReporter() as progress:
             case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
                                    progress=progress)
