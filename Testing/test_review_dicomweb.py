@@ -143,3 +143,51 @@ def test_a_bad_url_or_an_unreachable_server_is_one_line_naming_it(pacs, ct_folde
         message = str(refused.value)
         assert message.startswith(bad) and reason in message and "\n" not in message
     assert not (tmp_path / "out").exists()
+
+
+def phantom_ct(folder: Path) -> tuple[Path, Volume]:
+    """A small phantom CT series of its own study, and labels on its grid: a liver block with one lesion."""
+    from dicom_factory import phantom_hu, write_series
+
+    write_series(folder, phantom_hu((5, 24, 28), seed=3), series=folder.name, patient_id=folder.name)
+    labels = np.zeros((5, 24, 28), np.uint8)
+    labels[1:4, 4:20, 4:24] = 1
+    labels[2, 8:12, 8:12] = 2
+    return folder, read_series(folder).with_array(labels)
+
+
+def test_a_server_worklist_holds_the_ct_series_with_a_seg_of_this_project(pacs, ct_folder: Path,
+                                                                          tmp_path: Path) -> None:
+    from LiverResUNetLib.app.review.worklist import CORRECTED, TO_REVIEW, Worklist
+
+    fixture_url, fixture_study, _ = upload_ct(pacs, ct_folder)
+    with pytest.raises(InputError, match="the server holds no CT series with a DICOM SEG of this project"):
+        Worklist.load(pacs.dicomweb, tmp_path / "reviewed")
+    upload_seg(pacs, ct_folder, fixture_labels(), tmp_path / "fixture-seg.dcm")
+    phantom_folder, phantom_labels = phantom_ct(tmp_path / "phantom")
+    phantom_url, _, _ = upload_ct(pacs, phantom_folder)
+    upload_seg(pacs, phantom_folder, phantom_labels, tmp_path / "phantom-seg.dcm")
+    upload_ct(pacs, phantom_ct(tmp_path / "unsegmented")[0])  # no SEG: not on the worklist
+
+    output = tmp_path / "reviewed"
+    worklist = Worklist.load(pacs.dicomweb, output)
+    assert sorted(str(case.ct) for case in worklist.cases) == sorted([fixture_url, phantom_url])
+    assert set(worklist.states.states.values()) == {TO_REVIEW}
+    fixture_name = next(case.name for case in worklist.cases if case.ct == fixture_url)
+    case = worklist.open(slicer.vtkMRMLScene(), fixture_name)
+    assert case.output == output / fixture_name and np.array_equal(case.labels.array, fixture_labels().array)
+    case.reject(1)
+    case.accept()
+    worklist.states.signed_off(fixture_name, case.edited)
+    [stored] = [uid for uid in project_segs(pacs, fixture_study)
+                if np.array_equal(stored_labels(pacs, uid, ct_folder, tmp_path)[0], case.labels.array)]
+
+    again = Worklist.load(pacs.dicomweb, output)  # a restart: the states kept, the phantom next
+    assert again.states.states[fixture_name] == CORRECTED and again.states.first_to_review() != fixture_name
+    other = again.open(slicer.vtkMRMLScene(), again.states.first_to_review())
+    assert np.array_equal(other.labels.array, phantom_labels.array)
+
+    for bad, reason in ((fixture_url, "a worklist is a whole server"),
+                        (f"http://127.0.0.1:{free_port()}/dicom-web", "cannot reach the DICOMweb server")):
+        with pytest.raises(InputError, match=reason):
+            Worklist.load(bad, tmp_path / "elsewhere")

@@ -113,7 +113,8 @@ def run_dicomweb(inputs: Sequence[str], output: str, table: Path | None, segment
         case = Case(series.name, Path(series.name))
         try:
             if study not in done_by_study:
-                done_by_study[study] = segmented_series(client, source.base, study, description)
+                done_by_study[study] = segmented_series(client, source.base, study,
+                                                         lambda text: text == description)
             if series.location.series_uid in done_by_study[study]:
                 print(f"{prefix} skipped: already segmented by this model", file=sys.stderr)
                 continue

@@ -111,10 +111,11 @@ def seg_series(client: DICOMwebClient, base: str, study_uid: str, described: Cal
     return segs
 
 
-def segmented_series(client: DICOMwebClient, base: str, study_uid: str, description: str) -> set[str]:
-    """The series of a study that already have a SEG whose series description is ``description`` (this model)."""
-    return {uid for seg in seg_series(client, base, study_uid, lambda text: text == description)
-            for uid in seg.referenced}
+def segmented_series(client: DICOMwebClient, base: str, study_uid: str, described: Callable[[str], bool]
+                     ) -> set[str]:
+    """The series of a study that already have a SEG whose series description ``described`` accepts (e.g. the one
+    that names this model)."""
+    return {uid for seg in seg_series(client, base, study_uid, described) for uid in seg.referenced}
 
 
 def retrieve_seg(client: DICOMwebClient, base: str, seg: RemoteSeg, path: Path) -> Path:

@@ -3,13 +3,15 @@
 Prints the page's URL (with its access token) as the first line on standard output, then serves it until
 interrupted. The page listens on 127.0.0.1 unless --host names another address and --allow-remote is given;
 a request without the token is refused. Save writes OUTPUT/segmentation.seg.nrrd, and OUTPUT/segmentation.dcm (a
-DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in
-OUTPUT's recovery file, which a restart on the same inputs offers to resume. With --input a DICOMweb series URL,
-the CT is retrieved (WADO-RS) before serving, the segmentation is by default the newest DICOM SEG of this project
-on the server that references the series, and Save also stores the SEG into the CT's study there (STOW-RS).
-Needs the review environment
-(trame-slicer; scripts/review_env.sh). With --worklist FOLDER instead of --input, the cases of FOLDER (one
-sub-folder per case: the CT, ``ct/`` or ``ct.*``, and ``segmentation.*``; see ``worklist``) are reviewed one after
+DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in OUTPUT's recovery file,
+which a restart on the same inputs offers to resume. Needs the review environment (trame-slicer;
+scripts/review_env.sh).
+
+With --input a DICOMweb series URL (BASE/studies/<StudyUID>/series/<SeriesUID>), the CT is retrieved (WADO-RS)
+before serving, the segmentation is by default the newest DICOM SEG of this project on the server that references
+the series, and Save also stores the SEG into the CT's study there (STOW-RS). With --worklist instead of --input,
+the cases of a folder (one sub-folder per case: the CT, ``ct/`` or ``ct.*``, and ``segmentation.*``; see
+``worklist``) or of a DICOMweb server (BASE: its CT series that have a SEG of this project) are reviewed one after
 another, each into OUTPUT/<case>/, their states kept in OUTPUT/worklist.json.
 """
 
@@ -32,8 +34,9 @@ TOKEN_COOKIE = "liverresunet_review_token"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="the CT: a DICOM folder (one CT series), an image file (.nii.gz, .nrrd...) "
                                         "or a DICOMweb series URL (BASE/studies/<StudyUID>/series/<SeriesUID>)")
-    parser.add_argument("--worklist", type=Path, help="instead of --input: a folder of cases, one sub-folder each "
-                                                      "with the CT (ct/ or ct.*) and its segmentation.*")
+    parser.add_argument("--worklist", help="instead of --input: a folder of cases, one sub-folder each with the CT "
+                                           "(ct/ or ct.*) and its segmentation.*; or a DICOMweb server's base URL "
+                                           "(its CT series that have a DICOM SEG of this project)")
     parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm); for a "
                                                           "DICOMweb --input, default: the newest SEG of this project "
                                                           "on the server")
@@ -92,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.app.review.worklist import Worklist
 
     if (args.input is None) == (args.worklist is None):
-        raise input_error("review", "give either --input (one case) or --worklist (a folder of cases)")
+        raise input_error("review", "give either --input (one case) or --worklist (a folder of cases or a "
+                                    "DICOMweb server)")
     worklist = None if args.worklist is None else Worklist.load(args.worklist, args.output)
     slicer_app = new_slicer_app()
     if worklist is not None:

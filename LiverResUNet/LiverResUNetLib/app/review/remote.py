@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from LiverResUNetLib.app.dicomweb import named_after_url
+from LiverResUNetLib.datasets.cases import safe_case_name
 from LiverResUNetLib.dicomweb.connection import DicomwebLocation, connect, parse_location
 from LiverResUNetLib.dicomweb.pacs import (
     RemoteSeg,
+    ct_series,
     describe_series,
     retrieve_seg,
     retrieve_series,
     seg_series,
+    segmented_series,
     store_seg,
 )
 from LiverResUNetLib.errors import InputError, input_error
@@ -93,6 +96,30 @@ def fetch(url: str, with_seg: bool) -> RemoteSource:
         return RemoteSource(location, folder, None, None, temporary)
     path = retrieve_seg(client, location.base, seg, Path(temporary.name) / SEG_FILE_NAME)
     return RemoteSource(location, folder, path, seg.series_uid, temporary)
+
+
+def reviewable_series(url: str) -> list[tuple[str, str]]:
+    """(case name, series URL) of every CT series on the DICOMweb server ``url`` (its base URL) that has a DICOM
+    SEG of this project: a worklist's cases, in the server's order.
+
+    Raises:
+        InputError: a series URL instead of the base URL, a server that cannot be used, or none such series.
+    """
+    location = parse_location(url)
+    if location.series_uid:
+        raise input_error(url, "a worklist is a whole server: give its DICOMweb base URL (http(s)://HOST/dicom-web)")
+    client = connect(location.base)
+    reviewed_by_study: dict[str, set[str]] = {}
+    found = []
+    for series in ct_series(client, location.base):
+        study = series.location.study_uid or ""
+        if study not in reviewed_by_study:
+            reviewed_by_study[study] = segmented_series(client, location.base, study, is_project_seg)
+        if series.location.series_uid in reviewed_by_study[study]:
+            found.append((safe_case_name(series.name), series.location.url))
+    if not found:
+        raise input_error(location.base, "the server holds no CT series with a DICOM SEG of this project")
+    return found
 
 
 def no_segmentation(source: RemoteSource) -> InputError:
