@@ -274,3 +274,24 @@ def test_a_worklist_is_reviewed_case_after_case_and_its_states_survive_a_restart
     finally:
         context.close()
         server.stop()
+
+
+def test_with_a_model_the_page_is_served_first_and_shows_the_case_once_segmented(chromium, tmp_path,
+                                                                                  tiny_model_path):
+    from LiverResUNetLib.io.image_file import write_image
+
+    ct_path = write_image(phantom()[0], tmp_path / "ct.nrrd")
+    server = start_review("--input", ct_path, "--model", tiny_model_path, "--output", tmp_path / "out",
+                          log=tmp_path / "review.log")
+    context = launch_chromium(chromium, tmp_path / "profile")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        page.goto(server.url)
+        page.wait_for_function("() => { const summary = document.querySelector('[data-testid=summary]'); "
+                               "return summary && /Liver \\d/.test(summary.innerText) && "
+                               "!document.querySelector('[data-testid=progress]'); }")
+        assert "[100%] done" in (tmp_path / "review.log").read_text(), "the progress on stderr too"
+    finally:
+        context.close()
+        server.stop()

@@ -141,6 +141,61 @@ def _fingerprint(*parts: bytes) -> str:
 
 
 @dataclass
+class PendingCase:
+    """A case whose CT is in the scene and whose segmentation is read, or still to be made by ``model``.
+
+    :meth:`segment` names no MRML (only the CT's Volume), so the review page runs it in a worker thread while it
+    shows its progress; :meth:`finish` then puts the segmentation into the scene.
+    """
+
+    scene: Scene
+    ct_node: VolumeNode
+    series: SeriesInfo | None
+    output: Path
+    identity: tuple[str, str]  # what names the CT and the segmentation in the case's key
+    card: dict[str, Any]
+    model: Path | None
+    labels: Volume | None
+    remote: "RemoteSource | None" = None
+
+    @classmethod
+    def load(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path, model: Path | None,
+             identity: tuple[str, str]) -> "PendingCase":
+        """The CT of local files into ``scene``, the segmentation read or the model's card (refused if unreadable)."""
+        ct_node, series = _ct_node(scene, ct_path)
+        labels = None if segmentation_path is None else read_labels(segmentation_path, ct_node)
+        card: dict[str, Any] = {}
+        if model is not None:
+            from LiverResUNetLib.model.model_file import read_card
+
+            if not model.is_file():
+                raise input_error(model, "model file does not exist")
+            card = read_card(model)
+        return cls(scene, ct_node, series, output, identity, card, model, labels)
+
+    def segment(self, progress: Callable[[float, str], None] | None = None) -> Volume:
+        """The model's labels of the CT (no MRML: safe in a worker thread), reporting to ``progress``."""
+        from LiverResUNetLib.inference.predictor import predict_volume
+        from LiverResUNetLib.model.model_file import load_model
+
+        assert self.model is not None  # ReviewCase.prepare refuses neither segmentation nor model
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "loading the model")
+        return predict_volume(node_to_volume(self.ct_node), load_model(self.model), progress=report)
+
+    def finish(self, labels: Volume) -> "ReviewCase":
+        """The case under review: ``labels`` as the scene's segmentation node on the CT."""
+        scene, ct_node = self.scene, self.ct_node
+        node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet
+        node.SetName(scene.GenerateUniqueName(f"{ct_node.GetName()} liver segmentation"))
+        scene.AddNode(node)
+        node.CreateDefaultDisplayNodes()
+        node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+        key = _fingerprint(*(part.encode() for part in self.identity), np.ascontiguousarray(labels.array).tobytes())
+        return ReviewCase(scene, ct_node, node, labels, self.output, key, self.series, self.card, self.remote)
+
+
+@dataclass
 class ReviewCase:
     """The CT node, the segmentation node and the labels of one case, in ``scene``.
 
@@ -175,7 +230,19 @@ class ReviewCase:
              progress: Callable[[float, str], None] | None = None) -> "ReviewCase":
         """Load the CT (a DICOM folder, an image file or a DICOMweb series URL) and its segmentation (or, for a
         URL, the newest SEG of this project on the server; or segment it with ``model`` first, reporting to
-        ``progress``) into ``scene``.
+        ``progress``) into ``scene``: :meth:`prepare`, then the pending case's segment and finish.
+
+        Raises:
+            InputError: see :meth:`prepare`.
+        """
+        pending = cls.prepare(scene, ct, segmentation_path, output, model)
+        return pending.finish(pending.labels if pending.labels is not None else pending.segment(progress))
+
+    @classmethod
+    def prepare(cls, scene: Scene, ct: Path | str, segmentation_path: Path | None, output: Path,
+                model: Path | None = None) -> "PendingCase":
+        """Everything :meth:`open` does that can refuse the inputs: the CT into ``scene``, the segmentation read
+        (or, without one, the model's card read), before the model's long run.
 
         Raises:
             InputError: a missing or unreadable input, a segmentation not on the CT's grid, neither a segmentation
@@ -188,48 +255,20 @@ class ReviewCase:
             if segmentation_path is None and model is None:
                 raise input_error(ct, "give --segmentation, or --model to segment it first")
             ct_path = Path(ct)
-            return cls._load(scene, ct_path, segmentation_path, output, model, progress,
-                             (str(ct_path.resolve()), str(segmentation_path or model)))
+            return PendingCase.load(scene, ct_path, segmentation_path, output, model,
+                                    (str(ct_path.resolve()), str(segmentation_path or model)))
         from LiverResUNetLib.app.review.remote import fetch, no_segmentation
 
         remote = fetch(str(ct), with_seg=segmentation_path is None)
         if segmentation_path is None and remote.seg is None and model is None:
             raise no_segmentation(remote)
         try:
-            case = cls._load(scene, remote.folder, segmentation_path or remote.seg, output, model, progress,
-                             (remote.url, str(segmentation_path or remote.seg_uid or model)))
+            pending = PendingCase.load(scene, remote.folder, segmentation_path or remote.seg, output, model,
+                                       (remote.url, str(segmentation_path or remote.seg_uid or model)))
         except InputError as error:
             raise remote.named(error) from error
-        case.remote = remote
-        return case
-
-    @classmethod
-    def _load(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path, model: Path | None,
-              progress: Callable[[float, str], None] | None, identity: tuple[str, str]) -> "ReviewCase":
-        """:meth:`open`'s work on local files; ``identity`` names the CT and the segmentation in the case's key."""
-        ct_node, series = _ct_node(scene, ct_path)
-        if segmentation_path is not None:
-            labels = read_labels(segmentation_path, ct_node)
-        else:
-            from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
-
-            assert model is not None  # refused by open() when neither is given
-            made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False),
-                                                    progress=progress)
-            labels = segmentation_to_labels(made, node_to_volume(ct_node))
-            scene.RemoveNode(made)
-        node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet
-        node.SetName(scene.GenerateUniqueName(f"{ct_node.GetName()} liver segmentation"))
-        scene.AddNode(node)
-        node.CreateDefaultDisplayNodes()
-        node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
-        key = _fingerprint(*(part.encode() for part in identity), np.ascontiguousarray(labels.array).tobytes())
-        card: dict[str, Any] = {}
-        if model is not None:
-            from LiverResUNetLib.model.model_file import read_card
-
-            card = read_card(model)
-        return cls(scene, ct_node, node, labels, output, key, series, card)
+        pending.remote = remote
+        return pending
 
     # What the page shows
 

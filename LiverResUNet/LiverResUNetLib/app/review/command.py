@@ -102,14 +102,16 @@ def run(args: argparse.Namespace) -> int:
     if worklist is not None:
         name = worklist.states.first_to_review()
         page = ReviewPage(slicer_app, dataset=args.dataset, case_id=name, worklist=worklist)
-        case = worklist.open(slicer_app.scene, name)
+        page.show(worklist.open(slicer_app.scene, name))
     else:
         page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or default_case_id(args.input))
-        with ProgressReporter() as progress:
-            case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
-                                   progress=progress)
+        pending = ReviewCase.prepare(slicer_app.scene, args.input, args.segmentation, args.output, args.model)
         args.output.mkdir(parents=True, exist_ok=True)
-    page.show(case)
+        if pending.labels is not None:
+            page.show(pending.finish(pending.labels))
+        else:  # the model segments the CT once the page is served; the page (and stderr) show the progress
+            reporter = ProgressReporter()
+            page.ctrl.on_server_ready.add(lambda **_: page.segment_then_show(pending, reporter))
     port = args.port or free_port(args.host)
     token = secrets.token_urlsafe(24)
     print(f"http://{args.host}:{port}/index.html?token={token}", flush=True)

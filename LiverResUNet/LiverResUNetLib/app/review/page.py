@@ -25,7 +25,7 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from LiverResUNetLib.app.review.case import ReviewCase
+from LiverResUNetLib.app.review.case import PendingCase, ReviewCase
 from LiverResUNetLib.app.review.worklist import Worklist
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.scene.segmentation_nodes import (
@@ -92,6 +92,7 @@ class ReviewPage:
         self._writing = False  # while the page itself writes into the segmentation: not a stroke
         self._models: dict[str, Any] = {}
         self._surfaces_pending = False
+        self._segmenting: asyncio.Task[None] | None = None  # the model's run in the background (kept referenced)
         register_rca_factories(self.app.view_manager, self.server)
         self.layout_manager = LayoutManager(self.app.scene, self.app.view_manager, self.server)
         # The views render synchronously while they are built: build them before the CT is in the scene (seconds
@@ -108,6 +109,7 @@ class ReviewPage:
     def show(self, case: ReviewCase) -> None:
         """Review ``case`` (loaded into this page's scene) on the page."""
         self.case = case
+        self.state.loading = False
         if not self._hooked:
             self._hook_views()
             self._bind()
@@ -116,6 +118,36 @@ class ReviewPage:
         self.state.offer_recovery = case.recovery_available()
         self.state.message = ""
         self.refresh()
+
+    def show_progress(self, fraction: float, message: str) -> None:
+        """While the model segments the CT, before :meth:`show`: the page's progress bar and the step it is at."""
+        with self.state:  # outside a request: sent to the browser at the end
+            self.state.loading = True
+            self.state.load_progress, self.state.load_message = round(100.0 * fraction), message
+
+    def segment_then_show(self, pending: PendingCase, report: Callable[[float, str], None]) -> None:
+        """Once the server runs (call it from its event loop): the model segments ``pending``'s CT in a worker
+        thread while the page shows the progress (and ``report`` gets it too), then the page shows the case. A
+        failure is shown on the page, under the progress bar."""
+        loop = asyncio.get_running_loop()
+
+        def progress(fraction: float, message: str) -> None:
+            report(fraction, message)
+            loop.call_soon_threadsafe(self.show_progress, fraction, message)
+
+        async def segment() -> None:
+            try:
+                labels = await loop.run_in_executor(None, pending.segment, progress)
+            except Exception as error:  # the page is the only place left to say it
+                with self.state:
+                    self.state.load_message = f"segmentation failed: {error}"
+                return
+            with self.state:
+                self.show(pending.finish(labels))
+            self._later(FIRST_SURFACES_DELAY_S, self.frame_3d)
+
+        self.show_progress(0.0, "segmenting the CT")
+        self._segmenting = loop.create_task(segment())
 
     # Scene
 
@@ -409,9 +441,15 @@ class ReviewPage:
         state.window_preset = WINDOW_PRESETS[0][0]
         state.liver_visible, state.tumor_visible, state.opacity = True, True, 0.6
         state.has_worklist, state.worklist, state.case_name = self.worklist is not None, [], self.case_id
+        state.loading, state.load_progress, state.load_message = False, 0, ""
+        # Every key the page shows exists from the start: one first set after a browser connected (a case shown
+        # once the model has run) would not reach the page's bindings.
+        state.liver_ml, state.tumor_count, state.burden, state.message, state.edits = "", "", "", "", 0
+        state.accepted = state.edited = state.can_undo = state.can_redo = state.offer_recovery = False
         with VAppLayout(self.server, full_height=True) as self.ui:
             client.Script(KEYS_SCRIPT)
             with v.VNavigationDrawer(permanent=True, width=400):
+                self._progress_panel()
                 self._worklist_panel()
                 self._summary_panel()
                 self._lesion_table()
@@ -420,6 +458,14 @@ class ReviewPage:
             with v.VMain(), html.Div(style="height: 100vh; position: relative;", raw_attrs=testid("views")):
                 self.layout_manager.initialize_layout_grid(self.ui)
             self._recovery_dialog()
+
+    def _progress_panel(self) -> None:
+        """While the model segments the CT (``review --model`` without a segmentation): its progress."""
+        with v.VCard(flat=True, classes="pa-2", v_if=("loading",)):
+            v.VCardTitle("Segmenting")
+            v.VProgressLinear(model_value=("load_progress",), height=8, color="primary", raw_attrs=testid("progress"))
+            html.Div("{{ load_progress }} % · {{ load_message }}", raw_attrs=testid("progress-message"),
+                     classes="text-caption")
 
     def _worklist_panel(self) -> None:
         """The worklist's cases and their states; Previous / Next case."""
