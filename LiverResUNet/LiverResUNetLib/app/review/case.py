@@ -16,12 +16,13 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.datasets.cases import Case
+from LiverResUNetLib.dicomseg.provenance import MANUAL_PROVENANCE, Provenance, of_card, of_seg
 from LiverResUNetLib.dicomweb.connection import is_dicomweb_url
 from LiverResUNetLib.errors import InputError, input_error
 from LiverResUNetLib.io.dicom_series import SeriesInfo
@@ -133,6 +134,27 @@ def read_labels(path: Path, ct_node: VolumeNode) -> Volume:
     return ct.with_array(labels.array.astype(np.uint8))
 
 
+def segmentation_provenance(segmentation_path: Path | None, model: Path | None) -> Provenance:
+    """What made the segmentation under review, for its DICOM SEG: the model given (its card), else the algorithm
+    its DICOM SEG names, else nothing known: MANUAL, a manual review (a ``.seg.nrrd`` or label map records no
+    model).
+
+    Raises:
+        InputError: the model file is missing or not a model.
+    """
+    if model is not None:
+        from LiverResUNetLib.model.model_file import read_card
+
+        if not model.is_file():
+            raise input_error(model, "model file does not exist")
+        return of_card(read_card(model))
+    if segmentation_path is not None and segmentation_path.name.lower().endswith(".dcm"):
+        import pydicom
+
+        return of_seg(pydicom.dcmread(segmentation_path, stop_before_pixels=True))
+    return MANUAL_PROVENANCE
+
+
 def _fingerprint(*parts: bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -153,7 +175,7 @@ class PendingCase:
     series: SeriesInfo | None
     output: Path
     identity: tuple[str, str]  # what names the CT and the segmentation in the case's key
-    card: dict[str, Any]
+    provenance: Provenance
     model: Path | None
     labels: Volume | None
     remote: "RemoteSource | None" = None
@@ -161,17 +183,12 @@ class PendingCase:
     @classmethod
     def load(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path, model: Path | None,
              identity: tuple[str, str]) -> "PendingCase":
-        """The CT of local files into ``scene``, the segmentation read or the model's card (refused if unreadable)."""
+        """The CT of local files into ``scene``, the segmentation read or the model's card (refused if unreadable),
+        and what made the segmentation (:func:`segmentation_provenance`)."""
         ct_node, series = _ct_node(scene, ct_path)
         labels = None if segmentation_path is None else read_labels(segmentation_path, ct_node)
-        card: dict[str, Any] = {}
-        if model is not None:
-            from LiverResUNetLib.model.model_file import read_card
-
-            if not model.is_file():
-                raise input_error(model, "model file does not exist")
-            card = read_card(model)
-        return cls(scene, ct_node, series, output, identity, card, model, labels)
+        provenance = segmentation_provenance(segmentation_path, model)
+        return cls(scene, ct_node, series, output, identity, provenance, model, labels)
 
     def segment(self, progress: Callable[[float, str], None] | None = None) -> Volume:
         """The model's labels of the CT (no MRML: safe in a worker thread), reporting to ``progress``."""
@@ -192,7 +209,7 @@ class PendingCase:
         node.CreateDefaultDisplayNodes()
         node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
         key = _fingerprint(*(part.encode() for part in self.identity), np.ascontiguousarray(labels.array).tobytes())
-        return ReviewCase(scene, ct_node, node, labels, self.output, key, self.series, self.card, self.remote)
+        return ReviewCase(scene, ct_node, node, labels, self.output, key, self.series, self.provenance, self.remote)
 
 
 @dataclass
@@ -201,7 +218,7 @@ class ReviewCase:
 
     ``key`` names the case (its input paths and original labels), so a recovery file is offered only to a
     session on the same inputs. ``series`` is the CT's DICOM series (None for an image file), which a DICOM SEG
-    references; ``card`` is the model card a DICOM SEG names as its algorithm (empty when no model was given);
+    references; ``provenance`` is what a DICOM SEG of it names as its maker (:func:`segmentation_provenance`);
     ``remote`` is the DICOMweb server the CT came from (None for local files), where Save stores the SEG too.
     """
 
@@ -212,7 +229,7 @@ class ReviewCase:
     output: Path
     key: str
     series: SeriesInfo | None = None
-    card: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = MANUAL_PROVENANCE
     remote: "RemoteSource | None" = None
     labels: Volume = field(init=False)
     accepted: bool = False
@@ -395,7 +412,7 @@ class ReviewCase:
 
         stack, series_uid, _ = read_series_headers(self.series.files)
         path = self.output / DICOM_SEG_NAME
-        notes = write_seg(self.labels, stack, series_uid, self.card, path, edited=self.edited)
+        notes = write_seg(self.labels, stack, series_uid, self.provenance, path, edited=self.edited)
         if self.remote is not None:
             try:
                 notes.append(self.remote.store(path))
