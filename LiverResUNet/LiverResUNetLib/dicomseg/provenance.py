@@ -23,20 +23,14 @@ MANUAL_REVIEW = "manual review"
 
 
 @dataclass(frozen=True)
-class Algorithm:
-    """An algorithm as a SEG's Segmentation Algorithm Identification names it."""
-
-    name: str
-    version: str
-    family: Code
-
-
-@dataclass(frozen=True)
 class Provenance:
-    """What made a segmentation: ``algorithm`` (None: a reader alone), ``model_id`` (this project's model, when
-    known) and whether a reader already corrected the algorithm's result (``corrected``)."""
+    """What made a segmentation: the algorithm as a SEG's Segmentation Algorithm Identification names it
+    (``algorithm`` None: a reader alone), this project's model when known (``model_id``), and whether a reader
+    already corrected the algorithm's result (``corrected``)."""
 
-    algorithm: Algorithm | None
+    algorithm: str | None
+    version: str = ""
+    family: Code = ARTIFICIAL_INTELLIGENCE
     model_id: str | None = None
     corrected: bool = False
 
@@ -51,18 +45,18 @@ class Provenance:
         """What the SEG's series description says made it: the model, the algorithm, or a manual review."""
         if self.model_id is not None:
             return f"model {self.model_id}"
-        return f"algorithm {self.algorithm.name}" if self.algorithm is not None else MANUAL_REVIEW
+        return f"algorithm {self.algorithm}" if self.algorithm is not None else MANUAL_REVIEW
 
     @property
     def device_serial_number(self) -> str:
-        return self.model_id or (self.algorithm.name if self.algorithm is not None else MANUAL_REVIEW)
+        return self.model_id or self.algorithm or MANUAL_REVIEW
 
 
 def of_card(card: dict[str, Any]) -> Provenance:
     """The provenance of a segmentation made by the model whose card is ``card``."""
     identity = model_identity(card)
     version = f"{(card.get('software') or {}).get('liverresunet', __version__)} model {identity}"
-    return Provenance(Algorithm(ALGORITHM_NAME, version, ARTIFICIAL_INTELLIGENCE), identity)
+    return Provenance(ALGORITHM_NAME, version, ARTIFICIAL_INTELLIGENCE, identity)
 
 
 MANUAL_PROVENANCE = Provenance(None)
@@ -91,4 +85,4 @@ def of_seg(seg: Any) -> Provenance:
     model_id = None
     if seg.get("Manufacturer") == MANUFACTURER:  # this project's SEG: its device serial number is the model's id
         model_id = str(seg.get("DeviceSerialNumber", "")) or None
-    return Provenance(Algorithm(name, version, code), model_id, corrected=kind == SEMIAUTOMATIC)
+    return Provenance(name, version, code, model_id, corrected=kind == SEMIAUTOMATIC)

@@ -122,8 +122,7 @@ def _code(highdicom: ModuleType, code: Code) -> Any:
 def _segment_descriptions(highdicom: ModuleType, provenance: Provenance, edited: bool) -> list[Any]:
     kind = provenance.algorithm_type(edited)
     algorithm = None if provenance.algorithm is None else highdicom.AlgorithmIdentificationSequence(
-        name=provenance.algorithm.name, family=_code(highdicom, provenance.algorithm.family),
-        version=provenance.algorithm.version)
+        name=provenance.algorithm, family=_code(highdicom, provenance.family), version=provenance.version)
     return [highdicom.seg.SegmentDescription(
         segment_number=codes.label, segment_label=codes.name,
         segmented_property_category=_code(highdicom, codes.category),
