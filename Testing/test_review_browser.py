@@ -4,7 +4,9 @@ with a segmentation that has three lesions, driven through Playwright as a radio
 Click a lesion row (the views move to it), reject it, paint a stroke with mouse events on the axial view, save,
 and read the saved .seg.nrrd voxel by voxel (and the DICOM SEG Save writes beside it for this DICOM CT); kill the
 server mid-session and resume from the recovery file; requests without the token are refused; a bad input ends
-the command with one line and exit code 2; a worklist is reviewed case after case, its states kept.
+the command with one line and exit code 2 (an unreachable DICOMweb server too); a worklist is reviewed case after
+case, its states kept; with --model the page is served first and shows the case once segmented; a series from a
+real PACS (Orthanc) is reviewed from its URL and Save stores the SEG back there.
 
 These run in the review environment (.venv-review: trame-slicer needs slicer-core < 5.12), the third pass of
 scripts/test.sh, which sets LIVERRESUNET_REVIEW_PASS=1; the first pass skips them.
@@ -295,3 +297,40 @@ def test_with_a_model_the_page_is_served_first_and_shows_the_case_once_segmented
     finally:
         context.close()
         server.stop()
+
+
+def test_a_series_from_a_pacs_is_reviewed_and_its_seg_stored_back(chromium, orthanc, tmp_path, monkeypatch):
+    import pydicom
+
+    from LiverResUNetLib.dicomseg.writer import write_seg
+    from LiverResUNetLib.dicomweb.connection import PASSWORD_VARIABLE, USER_VARIABLE
+    from LiverResUNetLib.io.dicom_series import read_series_headers
+    from orthanc_server import PASSWORD, USER
+    from review_fixture import write_pacs_ready_ct
+
+    monkeypatch.setenv(USER_VARIABLE, USER)  # the review's child process inherits them, as from a user's shell
+    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
+    folder = write_pacs_ready_ct(tmp_path / "ct")
+    files = find_series(folder)[0].files
+    stack, series_uid, _ = read_series_headers(files)
+    write_seg(fixture_labels(), stack, series_uid, {"name": "the model of the test"}, tmp_path / "seg.dcm")
+    orthanc.upload([*files, tmp_path / "seg.dcm"])
+    study = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    first_seg = pydicom.dcmread(tmp_path / "seg.dcm", stop_before_pixels=True).SeriesInstanceUID
+    url = f"{orthanc.dicomweb}/studies/{study}/series/{series_uid}"
+    server = start_review("--input", url, "--output", tmp_path / "out", log=tmp_path / "review.log")
+    context = launch_chromium(chromium, tmp_path / "profile")
+    try:
+        page = open_page(context, server)
+        page.click("[data-testid=lesion-2]")
+        page.click("[data-testid=reject]")
+        wait_message(page, "reject lesion 2: done")
+        page.click("[data-testid=save]")
+        wait_message(page, f"stored in study {study} on {orthanc.dicomweb}")
+    finally:
+        context.close()
+        server.stop()
+    [stored] = [uid for modality, uid, _ in orthanc.series_of_study(study) if modality == "SEG" and uid != first_seg]
+    (tmp_path / "stored.dcm").write_bytes(orthanc.series_file(stored))
+    labels = read_seg_labels(tmp_path / "stored.dcm", read_series(folder)).array
+    assert np.array_equal(labels, reject_lesion(fixture_labels(), 2).array)

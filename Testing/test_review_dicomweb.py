@@ -11,14 +11,14 @@ import slicer
 
 from LiverResUNetLib.app.review.case import ReviewCase
 from LiverResUNetLib.dicomseg.reader import read_seg_labels
-from LiverResUNetLib.dicomseg.writer import SERIES_DESCRIPTION, derived_study_uid, write_seg
+from LiverResUNetLib.dicomseg.writer import SERIES_DESCRIPTION, write_seg
 from LiverResUNetLib.dicomweb.connection import PASSWORD_VARIABLE, USER_VARIABLE
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.dicom_series import find_series, read_series, read_series_headers
 from LiverResUNetLib.lesion_review import reject_lesion
 from LiverResUNetLib.volume import Volume
 from orthanc_server import PASSWORD, USER, free_port
-from review_fixture import CT_FOLDER, fixture_labels
+from review_fixture import fixture_labels, write_pacs_ready_ct
 
 CARD = {"name": "a model of the test"}
 
@@ -33,21 +33,7 @@ def pacs(orthanc, monkeypatch):
 
 @pytest.fixture
 def ct_folder(tmp_path: Path) -> Path:
-    """The fixture CT with the UIDs its anonymisation emptied filled in (a PACS refuses instances without them):
-    each instance's from its file meta, the series' and study's as the SEG writer derives them. Decompressed from
-    JPEG 2000: the Debian Orthanc cannot transcode it for WADO-RS's default transfer syntax."""
-    files = find_series(CT_FOLDER)[0].files
-    stack, series_uid, _ = read_series_headers(files)
-    study_uid = derived_study_uid(stack.headers[0])
-    folder = tmp_path / "ct"
-    folder.mkdir()
-    for path in files:
-        dataset = pydicom.dcmread(path)
-        dataset.decompress()
-        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
-        dataset.SeriesInstanceUID, dataset.StudyInstanceUID = series_uid, study_uid
-        dataset.save_as(folder / Path(path).name)
-    return folder
+    return write_pacs_ready_ct(tmp_path / "ct")
 
 
 def upload_ct(pacs, folder: Path) -> tuple[str, str, str]:
