@@ -55,3 +55,5 @@ def test_the_page_shows_the_models_progress_then_the_case(tmp_path: Path, tiny_m
     expected = pending.segment()
     assert np.array_equal(page.case.labels.array, expected.array) and set(np.unique(expected.array)) <= {0, 1, 2}
     assert page.state.liver_ml == f"{page.case.summary().liver_volume_ml:.1f}", "the summary of the segmented case"
+    page.update_surfaces()  # the 3D view's model nodes (scene.surface_models)
+    assert np.count_nonzero(expected.array == 1) > 0 and page._models["Liver"].GetPolyData().GetNumberOfPoints() > 0

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import slicer
-import vtk
 from trame.app import get_server
 from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import client, html
@@ -28,14 +26,9 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 from LiverResUNetLib.app.review.case import PendingCase, ReviewCase
 from LiverResUNetLib.app.review.worklist import Worklist
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.scene.segmentation_nodes import (
-    CLOSED_SURFACE,
-    LIVER_SEGMENT,
-    SEGMENTS,
-    TUMOR_SEGMENT,
-    add_closed_surfaces,
-    register_surface_converters,
-)
+from LiverResUNetLib.scene.lesion_review import jump_slices_to
+from LiverResUNetLib.scene.segmentation_nodes import LIVER_SEGMENT, TUMOR_SEGMENT
+from LiverResUNetLib.scene.surface_models import update_surface_models, vtk_warnings_held
 
 # (name, window, level) in HU; the liver window first: the default.
 WINDOW_PRESETS = (("Liver", 150.0, 90.0), ("Abdomen", 400.0, 50.0), ("Bone", 1800.0, 400.0),
@@ -98,13 +91,10 @@ class ReviewPage:
         # The views render synchronously while they are built: build them before the CT is in the scene (seconds
         # on a 512 x 512 x 129 CT otherwise). Their slice views observe an event VTK 9.6 deprecates (a warning
         # per view, on every start): warnings are off meanwhile.
-        vtk.vtkObject.GlobalWarningDisplayOff()
-        try:
+        with vtk_warnings_held():
             self.layout_manager.register_layout(LAYOUT_ID, review_layout())
             self._build_ui()
             self.layout_manager.set_layout(LAYOUT_ID)
-        finally:
-            vtk.vtkObject.GlobalWarningDisplayOn()
 
     def show(self, case: ReviewCase) -> None:
         """Review ``case`` (loaded into this page's scene) on the page."""
@@ -189,22 +179,7 @@ class ReviewPage:
         """The liver and tumor surfaces as model nodes in the 3D view (trame-slicer's streamed 3D view shows model
         nodes, not a segmentation's own surfaces); recomputed from the labels after each edit."""
         self._surfaces_pending = False
-        register_surface_converters()
-        node = self.case.segmentation_node
-        add_closed_surfaces(node)
-        for spec in SEGMENTS:
-            surface = vtk.vtkPolyData()
-            surface.DeepCopy(node.GetSegmentation().GetSegment(spec.segment_id).GetRepresentation(CLOSED_SURFACE))
-            model = self._models.get(spec.segment_id)
-            if model is None:
-                model = self.app.scene.AddNewNodeByClass("vtkMRMLModelNode", f"{spec.name} surface")
-                model.CreateDefaultDisplayNodes()
-                display = model.GetDisplayNode()
-                display.SetColor(*(channel / 255.0 for channel in spec.color))
-                display.SetVisibility2D(False)
-                display.SetOpacity(0.4 if spec is LIVER_SEGMENT else 1.0)
-                self._models[spec.segment_id] = model
-            model.SetAndObservePolyData(surface)
+        update_surface_models(self.app.scene, self.case.segmentation_node, self._models)
         self._views_render()
 
     def _later(self, delay_s: float, callback: Callable[[], None]) -> None:
@@ -302,8 +277,7 @@ class ReviewPage:
         row = next((row for row in self.case.lesion_rows() if row.number == number), None)
         if row is None:
             return
-        slicer.vtkMRMLSliceNode.JumpAllSlices(self.app.scene, *row.centroid_ras,
-                                              slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        jump_slices_to(self.app.scene, row.centroid_ras)
         self.state.selected = number
         self.show_position()
         self._views_render()
