@@ -87,6 +87,8 @@ def test_a_series_url_is_reviewed_from_its_newest_seg_and_save_stores_the_edit_b
     [referenced] = seg.ReferencedSeriesSequence
     assert referenced.SeriesInstanceUID == series and seg.SeriesInstanceUID != series and seg.StudyInstanceUID == study
     assert {str(segment.SegmentAlgorithmType) for segment in seg.SegmentSequence} == {"SEMIAUTOMATIC"}
+    assert "already stored in study" in str(case.accept()), "Save then Accept: one SEG on the server"
+    assert set(project_segs(pacs, study)) - before == {new}
 
     again = ReviewCase.open(slicer.vtkMRMLScene(), url, None, tmp_path / "again")
     assert np.array_equal(again.labels.array, expected), "the reviewed SEG is now the newest"

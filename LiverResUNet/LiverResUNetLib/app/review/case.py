@@ -415,7 +415,7 @@ class ReviewCase:
         notes = write_seg(self.labels, stack, series_uid, self.provenance, path, edited=self.edited)
         if self.remote is not None:
             try:
-                notes.append(self.remote.store(path))
+                notes.append(self.remote.store(path, _fingerprint(self.labels.array.tobytes())))
             except InputError as error:
                 raise InputError(f"{error} (written to {segmentation} and {path})") from error
         return Saved(segmentation, path, tuple(notes))

@@ -51,6 +51,7 @@ class RemoteSource:
     seg: Path | None
     seg_uid: str | None
     temporary: tempfile.TemporaryDirectory[str]
+    stored: str | None = None  # the content digest of the last SEG stored: Save then Accept stores it once
 
     @property
     def url(self) -> str:
@@ -60,14 +61,18 @@ class RemoteSource:
         """``error`` with the temporary folder's paths replaced by the series URL they came from."""
         return named_after_url(error, Path(self.temporary.name), self.url)
 
-    def store(self, seg_path: Path) -> str:
-        """Store (STOW-RS) the SEG file ``seg_path`` into the CT's study on its server; returns a note saying so.
+    def store(self, seg_path: Path, content: str) -> str:
+        """Store (STOW-RS) the SEG file ``seg_path`` into the CT's study on its server, unless the SEG of the same
+        ``content`` (a digest of its labels) was the last one stored; returns a note saying which.
 
         Raises:
             InputError: the server cannot be used or did not store it.
         """
         base, study = self.location.base, self.location.study_uid
+        if content == self.stored:
+            return f"already stored in study {study} on {base}"
         store_seg(connect(base), DicomwebLocation(base, study), seg_path)
+        self.stored = content
         return f"stored in study {study} on {base}"
 
 
