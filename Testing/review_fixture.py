@@ -35,3 +35,25 @@ def fixture_labels() -> Volume:
 
 def write_fixture_segmentation(folder: Path) -> Path:
     return write_image(fixture_labels(), Path(folder) / "fixture_labels.nii.gz")
+
+
+def write_pacs_ready_ct(folder: Path) -> Path:
+    """The fixture CT in ``folder`` with the UIDs its anonymisation emptied filled in (a PACS refuses instances
+    without them): each instance's from its file meta, the series' and study's as the SEG writer derives them.
+    Decompressed from JPEG 2000: the Debian Orthanc cannot transcode it for WADO-RS's default transfer syntax."""
+    import pydicom
+
+    from LiverResUNetLib.dicomseg.writer import derived_study_uid
+    from LiverResUNetLib.io.dicom_series import read_series_headers
+
+    files = find_series(CT_FOLDER)[0].files
+    stack, series_uid, _ = read_series_headers(files)
+    study_uid = derived_study_uid(stack.headers[0])
+    folder.mkdir(parents=True)
+    for path in files:
+        dataset = pydicom.dcmread(path)
+        dataset.decompress()
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
+        dataset.SeriesInstanceUID, dataset.StudyInstanceUID = series_uid, study_uid
+        dataset.save_as(folder / Path(path).name)
+    return folder

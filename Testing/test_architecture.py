@@ -126,6 +126,16 @@ def test_the_core_imports_no_slicer_vtk_or_qt_and_the_scene_no_qt():
     assert not found, "\n".join(found)
 
 
+def test_the_application_names_mrml_only_through_the_scene_bridge():
+    """No application module imports slicer or vtk, the browser review's page included: its MRML calls (jump the
+    views, the surfaces as model nodes, VTK's warnings held) are scene/ helpers. trame-slicer, the page's GUI
+    toolkit, it may import."""
+    found = [f"{name} imports {package}" for name in MODULES if layer(name) == "app"
+             for package in third_party(name) if package in {"slicer", "vtk"}]
+    assert not found, "\n".join(found)
+    assert "trame_slicer" in third_party("LiverResUNetLib.app.review.page"), "the page is still read"
+
+
 def test_argparse_only_in_the_application():
     """Below the application functions take typed values: no argparse, no Namespace, not even in a hint."""
     found = []

@@ -4,7 +4,9 @@ with a segmentation that has three lesions, driven through Playwright as a radio
 Click a lesion row (the views move to it), reject it, paint a stroke with mouse events on the axial view, save,
 and read the saved .seg.nrrd voxel by voxel (and the DICOM SEG Save writes beside it for this DICOM CT); kill the
 server mid-session and resume from the recovery file; requests without the token are refused; a bad input ends
-the command with one line and exit code 2; a worklist is reviewed case after case, its states kept.
+the command with one line and exit code 2 (an unreachable DICOMweb server too); a worklist is reviewed case after
+case, its states kept; with --model the page is served first and shows the case once segmented; a series from a
+real PACS (Orthanc) is reviewed from its URL and Save stores the SEG back there.
 
 These run in the review environment (.venv-review: trame-slicer needs slicer-core < 5.12), the third pass of
 scripts/test.sh, which sets LIVERRESUNET_REVIEW_PASS=1; the first pass skips them.
@@ -210,7 +212,7 @@ def test_requests_without_the_token_are_refused(case_files, tmp_path):
         server.stop()
 
 
-@pytest.mark.parametrize("where", ["input", "host", "worklist"])
+@pytest.mark.parametrize("where", ["input", "host", "worklist", "url"])
 def test_a_bad_input_ends_before_serving_with_one_line_and_exit_code_2(case_files, tmp_path, where):
     _, segmentation, _ = case_files
     missing = tmp_path / "no-such-ct"
@@ -222,6 +224,12 @@ def test_a_bad_input_ends_before_serving_with_one_line_and_exit_code_2(case_file
         (worklist / "case-2" / "segmentation.nii.gz").unlink()
         arguments = ["--worklist", worklist, "--output", tmp_path / "out"]
         reason = f"{worklist / 'case-2'}: a worklist case needs exactly one segmentation"
+    if where == "url":  # a DICOMweb series URL on a server that does not answer
+        from orthanc_server import free_port
+
+        url = f"http://127.0.0.1:{free_port()}/dicom-web/studies/1.2.3/series/1.2.3.4"
+        arguments = ["--input", url, "--output", tmp_path / "out"]
+        reason = f"{url}: cannot reach the DICOMweb server"
     result = subprocess.run(review_command(*arguments), capture_output=True, text=True, timeout=300,
                             env=review_environment())
     assert result.returncode == 2 and result.stdout == ""
@@ -268,3 +276,61 @@ def test_a_worklist_is_reviewed_case_after_case_and_its_states_survive_a_restart
     finally:
         context.close()
         server.stop()
+
+
+def test_with_a_model_the_page_is_served_first_and_shows_the_case_once_segmented(chromium, tmp_path,
+                                                                                  tiny_model_path):
+    from LiverResUNetLib.io.image_file import write_image
+
+    ct_path = write_image(phantom()[0], tmp_path / "ct.nrrd")
+    server = start_review("--input", ct_path, "--model", tiny_model_path, "--output", tmp_path / "out",
+                          log=tmp_path / "review.log")
+    context = launch_chromium(chromium, tmp_path / "profile")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        page.goto(server.url)
+        page.wait_for_function("() => { const summary = document.querySelector('[data-testid=summary]'); "
+                               "return summary && /Liver \\d/.test(summary.innerText) && "
+                               "!document.querySelector('[data-testid=progress]'); }")
+        assert "[100%] done" in (tmp_path / "review.log").read_text(), "the progress on stderr too"
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_a_series_from_a_pacs_is_reviewed_and_its_seg_stored_back(chromium, orthanc, tmp_path, monkeypatch):
+    import pydicom
+
+    from LiverResUNetLib.dicomseg.writer import write_seg
+    from LiverResUNetLib.dicomweb.connection import PASSWORD_VARIABLE, USER_VARIABLE
+    from LiverResUNetLib.io.dicom_series import read_series_headers
+    from orthanc_server import PASSWORD, USER
+    from review_fixture import write_pacs_ready_ct
+
+    monkeypatch.setenv(USER_VARIABLE, USER)  # the review's child process inherits them, as from a user's shell
+    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
+    folder = write_pacs_ready_ct(tmp_path / "ct")
+    files = find_series(folder)[0].files
+    stack, series_uid, _ = read_series_headers(files)
+    write_seg(fixture_labels(), stack, series_uid, {"name": "the model of the test"}, tmp_path / "seg.dcm")
+    orthanc.upload([*files, tmp_path / "seg.dcm"])
+    study = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    first_seg = pydicom.dcmread(tmp_path / "seg.dcm", stop_before_pixels=True).SeriesInstanceUID
+    url = f"{orthanc.dicomweb}/studies/{study}/series/{series_uid}"
+    server = start_review("--input", url, "--output", tmp_path / "out", log=tmp_path / "review.log")
+    context = launch_chromium(chromium, tmp_path / "profile")
+    try:
+        page = open_page(context, server)
+        page.click("[data-testid=lesion-2]")
+        page.click("[data-testid=reject]")
+        wait_message(page, "reject lesion 2: done")
+        page.click("[data-testid=save]")
+        wait_message(page, f"stored in study {study} on {orthanc.dicomweb}")
+    finally:
+        context.close()
+        server.stop()
+    [stored] = [uid for modality, uid, _ in orthanc.series_of_study(study) if modality == "SEG" and uid != first_seg]
+    (tmp_path / "stored.dcm").write_bytes(orthanc.series_file(stored))
+    labels = read_seg_labels(tmp_path / "stored.dcm", read_series(folder)).array
+    assert np.array_equal(labels, reject_lesion(fixture_labels(), 2).array)

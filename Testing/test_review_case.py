@@ -122,14 +122,16 @@ def test_save_writes_the_edited_segmentation_and_accept_signs_it_off(tmp_path: P
 
 @pytest.mark.dicom
 @pytest.mark.parametrize("edit", [True, False], ids=["edited", "untouched"])
-def test_a_dicom_ct_is_also_saved_as_a_dicom_seg_of_its_series(tmp_path: Path, edit: bool) -> None:
+def test_a_dicom_ct_is_also_saved_as_a_dicom_seg_of_its_series(tmp_path: Path, edit: bool,
+                                                                tiny_model_path: Path) -> None:
     import highdicom
 
     from LiverResUNetLib.dicomseg.reader import read_seg_labels
     from LiverResUNetLib.io.dicom_series import find_series, read_series
     from review_fixture import CT_FOLDER, fixture_labels, write_fixture_segmentation
 
-    case = ReviewCase.open(slicer.vtkMRMLScene(), CT_FOLDER, write_fixture_segmentation(tmp_path), tmp_path / "out")
+    case = ReviewCase.open(slicer.vtkMRMLScene(), CT_FOLDER, write_fixture_segmentation(tmp_path), tmp_path / "out",
+                           tiny_model_path)  # the model that made the segmentation: the SEG's algorithm
     expected = reject_lesion(fixture_labels(), 2) if edit else fixture_labels()
     if edit:
         case.reject(2)
@@ -178,3 +180,45 @@ def test_a_reviewed_case_becomes_a_training_case(tmp_path: Path) -> None:
     saved = source.load()
     assert saved.case_id == "reviewed.1" and np.array_equal(saved.label.array, reject_lesion(phantom()[1], 2).array)
     assert np.array_equal(saved.image.array, phantom()[0].array)
+
+
+@pytest.mark.parametrize("edit", [True, False], ids=["edited", "untouched"])
+def test_without_a_model_the_seg_names_the_input_segs_algorithm_or_a_manual_review(tmp_path: Path,
+                                                                                     edit: bool) -> None:
+    import highdicom
+
+    from LiverResUNetLib.dicomseg.writer import SERIES_DESCRIPTION, write_seg
+    from LiverResUNetLib.io.dicom_series import find_series, read_series_headers
+    from review_fixture import CT_FOLDER, fixture_labels, write_fixture_segmentation
+
+    def saved_seg(segmentation: Path, output: Path) -> highdicom.seg.Segmentation:
+        case = ReviewCase.open(slicer.vtkMRMLScene(), CT_FOLDER, segmentation, output)
+        if edit:
+            case.reject(1)
+        return highdicom.seg.segread(str(case.save().dicom_seg))
+
+    manual = saved_seg(write_fixture_segmentation(tmp_path), tmp_path / "manual")  # a label map: no provenance
+    assert {str(segment.SegmentAlgorithmType) for segment in manual.SegmentSequence} == {"MANUAL"}
+    assert not any("SegmentAlgorithmName" in segment or "SegmentationAlgorithmIdentificationSequence" in segment
+                   for segment in manual.SegmentSequence), "no algorithm it cannot be shown to come from"
+    assert manual.SeriesDescription == f"{SERIES_DESCRIPTION} (manual review)"
+    assert manual.DeviceSerialNumber == "manual review" and manual.ContentDescription.endswith("manual review")
+
+    stack, series_uid, _ = read_series_headers(find_series(CT_FOLDER)[0].files)
+    card = {"software": {"liverresunet": "9.9"}, "name": "the model that made the input SEG"}
+    write_seg(fixture_labels(), stack, series_uid, card, tmp_path / "input.dcm")
+    model_made = highdicom.seg.segread(str(tmp_path / "input.dcm"))
+    carried = saved_seg(tmp_path / "input.dcm", tmp_path / "carried")
+    [identification] = carried.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence
+    [source] = model_made.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence
+    assert (identification.AlgorithmName, identification.AlgorithmVersion) == (source.AlgorithmName,
+                                                                              source.AlgorithmVersion)
+    assert identification.AlgorithmVersion.startswith("9.9 model ")
+    assert carried.SeriesDescription == model_made.SeriesDescription, "still this model's: segment skips it"
+    assert carried.DeviceSerialNumber == model_made.DeviceSerialNumber
+    kinds = {str(segment.SegmentAlgorithmType) for segment in carried.SegmentSequence}
+    assert kinds == ({"SEMIAUTOMATIC"} if edit else {"AUTOMATIC"})
+    if edit:  # a corrected SEG saved again untouched stays corrected
+        edit = False
+        again = saved_seg(tmp_path / "carried" / "segmentation.dcm", tmp_path / "again")
+        assert {str(segment.SegmentAlgorithmType) for segment in again.SegmentSequence} == {"SEMIAUTOMATIC"}

@@ -51,7 +51,7 @@ def _locations(inputs: Sequence[str], output: str) -> tuple[DicomwebLocation, Di
     return source, target
 
 
-def _named_after_url(error: InputError, folder: Path, url: str) -> InputError:
+def named_after_url(error: InputError, folder: Path, url: str) -> InputError:
     """The same InputError with the temporary folder's path replaced by the series URL it came from."""
     return InputError(str(error).replace(str(folder), url))
 
@@ -75,7 +75,7 @@ def segment_remote_series(client: Any, store_client: Any, series: RemoteSeries, 
                 raise case.error
             rows = segmenter.segment_case(case, seg_path, table_path, progress)
         except InputError as error:
-            raise _named_after_url(error, folder, url) from error
+            raise named_after_url(error, folder, url) from error
         progress(1.0, "storing the SEG")
         store_seg(store_client, DicomwebLocation(target.base, series.location.study_uid), seg_path)
     return rows
@@ -113,7 +113,8 @@ def run_dicomweb(inputs: Sequence[str], output: str, table: Path | None, segment
         case = Case(series.name, Path(series.name))
         try:
             if study not in done_by_study:
-                done_by_study[study] = segmented_series(client, source.base, study, description)
+                done_by_study[study] = segmented_series(client, source.base, study,
+                                                         lambda text: text == description)
             if series.location.series_uid in done_by_study[study]:
                 print(f"{prefix} skipped: already segmented by this model", file=sys.stderr)
                 continue

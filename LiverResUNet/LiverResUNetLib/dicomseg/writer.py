@@ -2,7 +2,8 @@
 
 The SEG shares the CT's patient and study, starts a new series, references the CT series and every CT
 instance, and holds one binary frame per non-empty slice and segment on the CT's exact grid ("Liver" and
-"Liver tumor" with the codes of Slicer's terminology). The algorithm is identified from the model card.
+"Liver tumor" with the codes of Slicer's terminology). The algorithm is identified from the model card, or from
+the :class:`~LiverResUNetLib.dicomseg.provenance.Provenance` of a reviewed segmentation (MANUAL when it names none).
 Some series (all of 3D-IRCADb-01) have no FrameOfReferenceUID, which the Segmentation IOD requires: the SEG
 then gets one derived from the study and series UIDs, the same every time, and the writer says so.
 """
@@ -22,13 +23,19 @@ from LiverResUNetLib import __version__
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.dicomseg.codes import SEGMENT_CODES, Code
 from LiverResUNetLib.dicomseg.highdicom_import import import_highdicom
+from LiverResUNetLib.dicomseg.provenance import (
+    AUTOMATIC,
+    MANUAL,
+    MANUFACTURER,
+    SEMIAUTOMATIC,
+    Provenance,
+    of_card,
+)
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.io.dicom_series import instance_identity
 from LiverResUNetLib.io.slice_stack import SliceStack
-from LiverResUNetLib.model.model_file import model_identity
 from LiverResUNetLib.volume import Volume
 
-ALGORITHM_NAME = "LiverResUNet"
 CONTENT_LABEL = "LIVER_TUMOR"
 SEG_SERIES_NUMBER_OFFSET = 1000
 SERIES_DESCRIPTION = "LiverResUNet liver and tumor"
@@ -37,9 +44,14 @@ PATIENT_STUDY_ATTRIBUTES = ("PatientID", "PatientName", "PatientBirthDate", "Pat
                             "StudyID", "StudyDate", "StudyTime")
 
 
-def seg_series_description(card: dict[str, Any]) -> str:
-    """The SEG series' description, which names the model: how a PACS query tells this model's SEGs apart."""
-    return f"{SERIES_DESCRIPTION} (model {model_identity(card)})"
+def seg_series_description(card: dict[str, Any] | Provenance) -> str:
+    """The SEG series' description, which names the model (or the algorithm, or a manual review): how a PACS query
+    tells this model's SEGs apart."""
+    return f"{SERIES_DESCRIPTION} ({_provenance(card).label})"
+
+
+def _provenance(card: dict[str, Any] | Provenance) -> Provenance:
+    return card if isinstance(card, Provenance) else of_card(card)
 
 
 def derived_frame_of_reference(header: Dataset) -> str:
@@ -107,31 +119,31 @@ def _code(highdicom: ModuleType, code: Code) -> Any:
     return highdicom.sr.CodedConcept(code.value, code.scheme, code.meaning)
 
 
-def _segment_descriptions(highdicom: ModuleType, card: dict[str, Any], edited: bool) -> list[Any]:
-    algorithm = highdicom.AlgorithmIdentificationSequence(
-        name=ALGORITHM_NAME, family=highdicom.sr.CodedConcept("123109", "DCM", "Artificial Intelligence"),
-        version=f"{(card.get('software') or {}).get('liverresunet', __version__)} model {model_identity(card)}")
+def _segment_descriptions(highdicom: ModuleType, provenance: Provenance, edited: bool) -> list[Any]:
+    kind = provenance.algorithm_type(edited)
+    algorithm = None if provenance.algorithm is None else highdicom.AlgorithmIdentificationSequence(
+        name=provenance.algorithm, family=_code(highdicom, provenance.family), version=provenance.version)
     return [highdicom.seg.SegmentDescription(
         segment_number=codes.label, segment_label=codes.name,
         segmented_property_category=_code(highdicom, codes.category),
         segmented_property_type=_code(highdicom, codes.type),
-        algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if edited
-        else highdicom.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm,
+        algorithm_type=highdicom.seg.SegmentAlgorithmTypeValues[kind], algorithm_identification=algorithm,
         anatomic_regions=[_code(highdicom, codes.region)] if codes.region else None)
         for codes in SEGMENT_CODES]
 
 
-def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any], edited: bool = False
-              ) -> tuple[Dataset, list[str]]:
+def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any] | Provenance,
+              edited: bool = False) -> tuple[Dataset, list[str]]:
     """The SEG dataset of ``labels`` (a 0/1/2 Volume on the grid of ``stack``) and notes on what was done.
 
     Args:
         labels: the label map, indexed like the CT read from ``stack`` (``dicom_series.read_series``).
         stack: the CT series' ``slice_stack.SliceStack`` (``dicom_series.read_series_headers``).
         series_uid: the CT series' UID as ``read_series_headers`` gives it (derived where the files lack it).
-        card: the model card (algorithm name and version, model identity).
+        card: the model card (algorithm name and version, model identity), or the provenance of a reviewed
+            segmentation that no model file describes (``provenance.of_seg``, ``provenance.MANUAL_PROVENANCE``).
         edited: a reader corrected the network's result: the segments are SEMIAUTOMATIC (still naming the
-            model as their algorithm), not AUTOMATIC.
+            model as their algorithm), not AUTOMATIC; MANUAL stays MANUAL.
 
     Raises:
         InputError: the label map is not on the series' grid, holds other values than 0/1/2, or highdicom
@@ -147,22 +159,24 @@ def build_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str
     if not set(values.tolist()) <= {0, 1, 2}:
         raise input_error(where, f"the label map holds values {values.tolist()}; only 0, 1 and 2 are segments")
     headers, notes = _source_headers(stack, series_uid, where)
+    provenance = _provenance(card)
+    kind = provenance.algorithm_type(edited)
+    made = {AUTOMATIC: "automatic", SEMIAUTOMATIC: "corrected by a reader", MANUAL: "manual review"}[kind]
     seg = highdicom.seg.Segmentation(
         source_images=headers, pixel_array=np.asarray(labels.array, dtype=np.uint8),
         segmentation_type=highdicom.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=_segment_descriptions(highdicom, card, edited), series_instance_uid=generate_uid(),
+        segment_descriptions=_segment_descriptions(highdicom, provenance, edited), series_instance_uid=generate_uid(),
         series_number=(int(first.get("SeriesNumber") or 0) % 1000) + SEG_SERIES_NUMBER_OFFSET,
-        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="LiverResUNet",
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER,
         manufacturer_model_name="LiverResUNet 2D ResUNet", software_versions=__version__,
-        device_serial_number=model_identity(card), content_label=CONTENT_LABEL,
-        content_description=f"Liver and liver tumor, {'corrected by a reader' if edited else 'automatic'}",
-        omit_empty_frames=True)
-    seg.SeriesDescription = seg_series_description(card)
+        device_serial_number=provenance.device_serial_number, content_label=CONTENT_LABEL,
+        content_description=f"Liver and liver tumor, {made}", omit_empty_frames=True)
+    seg.SeriesDescription = seg_series_description(provenance)
     return seg, notes
 
 
-def write_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any], path: str | Path,
-              edited: bool = False) -> list[str]:
+def write_seg(labels: Volume, stack: SliceStack, series_uid: str, card: dict[str, Any] | Provenance,
+              path: str | Path, edited: bool = False) -> list[str]:
     """Write :func:`build_seg`'s SEG to ``path`` in one atomic step; returns the notes on what was done."""
     seg, notes = build_seg(labels, stack, series_uid, card, edited)
     with atomic_path(path) as temporary:

@@ -1,4 +1,4 @@
-"""What ``segment`` asks a PACS over DICOMweb: the CT series to segment, a series' files, storing a SEG.
+"""What ``segment`` and ``review`` ask a PACS over DICOMweb: the CT series, a series' files, the SEGs, storing a SEG.
 
 QIDO-RS finds series (and the SEG series this model already made, by their description and the series they
 reference), WADO-RS retrieves a series into a folder for the file readers, STOW-RS stores one SEG instance:
@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from LiverResUNetLib.dicomweb.connection import DicomwebLocation, request
 from LiverResUNetLib.errors import input_error
@@ -23,6 +23,7 @@ STUDY_UID, SERIES_UID, MODALITY = "0020000D", "0020000E", "00080060"
 SERIES_DESCRIPTION, PATIENT_ID = "0008103E", "00100020"
 SERIES_NUMBER, INSTANCE_COUNT = "00200011", "00201209"
 REFERENCED_SERIES = "00081115"
+CONTENT_DATE, CONTENT_TIME = "00080023", "00080033"
 FAILED_SOP_SEQUENCE = "FailedSOPSequence"
 
 
@@ -77,20 +78,61 @@ def ct_series(client: DICOMwebClient, base: str) -> list[RemoteSeries]:
     return [RemoteSeries.from_qido(base, attributes) for attributes in found]
 
 
-def segmented_series(client: DICOMwebClient, base: str, study_uid: str, description: str) -> set[str]:
-    """The series of a study that already have a SEG whose series description is ``description`` (this model)."""
+@dataclass(frozen=True)
+class RemoteSeg:
+    """One SEG series on a DICOMweb server: its description, the series it references and when it was made."""
+
+    study_uid: str
+    series_uid: str
+    description: str
+    referenced: frozenset[str]
+    created: str  # ContentDate + ContentTime (YYYYMMDDHHMMSS.FFFFFF): sorts oldest first
+
+
+def seg_series(client: DICOMwebClient, base: str, study_uid: str, described: Callable[[str], bool]
+               ) -> list[RemoteSeg]:
+    """The SEG series of a study whose series description ``described`` accepts (e.g. this model's), with the
+    series their instances reference (metadata of each, WADO-RS)."""
     found = request(base, f"list the SEG series of study {study_uid}", lambda: client.search_for_series(
         study_uid, search_filters={"Modality": "SEG"}, get_remaining=True))
-    referenced = set()
+    segs = []
     for attributes in found:
-        if str(_value(attributes, SERIES_DESCRIPTION)) != description:
+        description = str(_value(attributes, SERIES_DESCRIPTION))
+        if not described(description):
             continue
         seg_uid = str(_value(attributes, SERIES_UID))
-        for instance in request(base, f"read the SEG series {seg_uid}",
-                                lambda: client.retrieve_series_metadata(study_uid, seg_uid)):
-            for item in (instance.get(REFERENCED_SERIES) or {}).get("Value") or []:
-                referenced.add(str(_value(item, SERIES_UID)))
-    return referenced
+        instances = request(base, f"read the SEG series {seg_uid}",
+                            lambda: client.retrieve_series_metadata(study_uid, seg_uid))
+        referenced = {str(_value(item, SERIES_UID)) for instance in instances
+                      for item in (instance.get(REFERENCED_SERIES) or {}).get("Value") or []}
+        created = max((f"{_value(instance, CONTENT_DATE)}{_value(instance, CONTENT_TIME)}" for instance in instances),
+                      default="")
+        segs.append(RemoteSeg(study_uid, seg_uid, description, frozenset(referenced), created))
+    return segs
+
+
+def segmented_series(client: DICOMwebClient, base: str, study_uid: str, described: Callable[[str], bool]
+                     ) -> set[str]:
+    """The series of a study that already have a SEG whose series description ``described`` accepts (e.g. the one
+    that names this model)."""
+    return {uid for seg in seg_series(client, base, study_uid, described) for uid in seg.referenced}
+
+
+def retrieve_seg(client: DICOMwebClient, base: str, seg: RemoteSeg, path: Path) -> Path:
+    """Retrieve (WADO-RS) the one instance of the SEG series ``seg`` into the file ``path``.
+
+    Raises:
+        InputError: the server cannot be used or the series does not hold exactly one instance.
+    """
+    from LiverResUNetLib.io.pydicom_versions import save_dicom_file
+
+    url = DicomwebLocation(base, seg.study_uid, seg.series_uid).url
+    datasets = request(url, "retrieve the SEG", lambda: client.retrieve_series(seg.study_uid, seg.series_uid))
+    if len(datasets) != 1:
+        raise input_error(url, f"a SEG series of one instance was expected, the server returned {len(datasets)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_dicom_file(datasets[0], path)
+    return path
 
 
 def retrieve_series(client: DICOMwebClient, series: RemoteSeries, folder: Path) -> list[Path]:

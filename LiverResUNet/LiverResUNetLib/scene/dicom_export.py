@@ -139,7 +139,8 @@ def export_with_quantitative_reporting(exporter_class: ExporterClass,
     reads each segment's algorithm from the segment tags, which are set here: "AUTOMATIC" for a result this
     module wrote and nobody edited, "SEMIAUTOMATIC" once it was corrected. Empty segments are left out.
     """
-    from LiverResUNetLib.dicomseg.writer import ALGORITHM_NAME, seg_series_description
+    from LiverResUNetLib.dicomseg.provenance import ALGORITHM_NAME
+    from LiverResUNetLib.dicomseg.writer import seg_series_description
 
     _check_same_space(segmentation_node, volume_node)
     source_files(volume_node, database)

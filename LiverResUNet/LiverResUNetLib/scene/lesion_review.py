@@ -6,6 +6,8 @@ back only the voxels that changed (through the Segmentations logic, as the Segme
 shared layers keep working) and replaces the segmentation's results table with one that counts the new lesions.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 import slicer
 import vtk
@@ -53,6 +55,14 @@ def write_label_changes(segmentation_node: slicer.vtkMRMLSegmentationNode, befor
                 slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
 
 
+def jump_slices_to(scene: slicer.vtkMRMLScene, point_ras: Sequence[float]) -> None:
+    """Centre every slice view of ``scene`` on ``point_ras`` (world RAS): Slicer's markups idiom,
+    ``vtkMRMLSliceNode.JumpAllSlices`` with centred jumps. The Slicer module's table and the browser's list both
+    jump with it."""
+    r, a, s = point_ras
+    slicer.vtkMRMLSliceNode.JumpAllSlices(scene, r, a, s, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+
+
 class LesionReviewLogic:
     """The results table's lesion rows made actionable, on an explicit scene (``slicer.mrmlScene`` in Slicer)."""
 
@@ -67,8 +77,7 @@ class LesionReviewLogic:
         if lesion is None:
             return None
         number, centre = lesion
-        r, a, s = _through_parents(segmentationNode, centre, to_world=True)
-        slicer.vtkMRMLSliceNode.JumpAllSlices(self.scene, r, a, s, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        jump_slices_to(self.scene, _through_parents(segmentationNode, centre, to_world=True))
         return number
 
     def rejectLesion(self, segmentationNode: slicer.vtkMRMLSegmentationNode,

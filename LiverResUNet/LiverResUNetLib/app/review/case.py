@@ -7,7 +7,8 @@ back. Reject and Add lesion are the core's (:mod:`LiverResUNetLib.lesion_review`
 Each edit is kept as the voxels it changed (their flat indices, old and new labels), so undo and redo cost
 what the edit touched, not a copy of the volume. After each edit the labels go to a recovery file, atomically;
 a restart on the same inputs offers it back. Save writes the ``.seg.nrrd`` and, when the CT came from a DICOM
-series, a DICOM SEG of it (``dicomseg.writer``): a new series referencing the CT, SEMIAUTOMATIC once edited.
+series, a DICOM SEG of it (``dicomseg.writer``): a new series referencing the CT, SEMIAUTOMATIC once edited; for a
+CT from a DICOMweb server (``remote``), that SEG is stored back into the CT's study there.
 """
 
 import hashlib
@@ -15,13 +16,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.datasets.cases import Case
-from LiverResUNetLib.errors import input_error
+from LiverResUNetLib.dicomseg.provenance import MANUAL_PROVENANCE, Provenance, of_card, of_seg
+from LiverResUNetLib.dicomweb.connection import is_dicomweb_url
+from LiverResUNetLib.errors import InputError, input_error
 from LiverResUNetLib.io.dicom_series import SeriesInfo
 from LiverResUNetLib.lesion_review import (
     ReviewSummary,
@@ -44,6 +47,9 @@ from LiverResUNetLib.scene.lesion_review import write_label_changes
 from LiverResUNetLib.scene.segmentation_nodes import labels_to_segmentation, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import LPS_TO_RAS, node_to_volume
 from LiverResUNetLib.volume import BACKGROUND, LIVER, TUMOR, Volume
+
+if TYPE_CHECKING:
+    from LiverResUNetLib.app.review.remote import RemoteSource
 
 RECOVERY_NAME = ".liverresunet-review-recovery.npz"
 SEGMENTATION_NAME = "segmentation.seg.nrrd"
@@ -128,6 +134,27 @@ def read_labels(path: Path, ct_node: VolumeNode) -> Volume:
     return ct.with_array(labels.array.astype(np.uint8))
 
 
+def segmentation_provenance(segmentation_path: Path | None, model: Path | None) -> Provenance:
+    """What made the segmentation under review, for its DICOM SEG: the model given (its card), else the algorithm
+    its DICOM SEG names, else nothing known: MANUAL, a manual review (a ``.seg.nrrd`` or label map records no
+    model).
+
+    Raises:
+        InputError: the model file is missing or not a model.
+    """
+    if model is not None:
+        from LiverResUNetLib.model.model_file import read_card
+
+        if not model.is_file():
+            raise input_error(model, "model file does not exist")
+        return of_card(read_card(model))
+    if segmentation_path is not None and segmentation_path.name.lower().endswith(".dcm"):
+        import pydicom
+
+        return of_seg(pydicom.dcmread(segmentation_path, stop_before_pixels=True))
+    return MANUAL_PROVENANCE
+
+
 def _fingerprint(*parts: bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -136,12 +163,63 @@ def _fingerprint(*parts: bytes) -> str:
 
 
 @dataclass
+class PendingCase:
+    """A case whose CT is in the scene and whose segmentation is read, or still to be made by ``model``.
+
+    :meth:`segment` names no MRML (only the CT's Volume), so the review page runs it in a worker thread while it
+    shows its progress; :meth:`finish` then puts the segmentation into the scene.
+    """
+
+    scene: Scene
+    ct_node: VolumeNode
+    series: SeriesInfo | None
+    output: Path
+    identity: tuple[str, str]  # what names the CT and the segmentation in the case's key
+    provenance: Provenance
+    model: Path | None
+    labels: Volume | None
+    remote: "RemoteSource | None" = None
+
+    @classmethod
+    def load(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path, model: Path | None,
+             identity: tuple[str, str]) -> "PendingCase":
+        """The CT of local files into ``scene``, the segmentation read or the model's card (refused if unreadable),
+        and what made the segmentation (:func:`segmentation_provenance`)."""
+        ct_node, series = _ct_node(scene, ct_path)
+        labels = None if segmentation_path is None else read_labels(segmentation_path, ct_node)
+        provenance = segmentation_provenance(segmentation_path, model)
+        return cls(scene, ct_node, series, output, identity, provenance, model, labels)
+
+    def segment(self, progress: Callable[[float, str], None] | None = None) -> Volume:
+        """The model's labels of the CT (no MRML: safe in a worker thread), reporting to ``progress``."""
+        from LiverResUNetLib.inference.predictor import predict_volume
+        from LiverResUNetLib.model.model_file import load_model
+
+        assert self.model is not None  # ReviewCase.prepare refuses neither segmentation nor model
+        report = progress or (lambda fraction, message: None)
+        report(0.0, "loading the model")
+        return predict_volume(node_to_volume(self.ct_node), load_model(self.model), progress=report)
+
+    def finish(self, labels: Volume) -> "ReviewCase":
+        """The case under review: ``labels`` as the scene's segmentation node on the CT."""
+        scene, ct_node = self.scene, self.ct_node
+        node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet
+        node.SetName(scene.GenerateUniqueName(f"{ct_node.GetName()} liver segmentation"))
+        scene.AddNode(node)
+        node.CreateDefaultDisplayNodes()
+        node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
+        key = _fingerprint(*(part.encode() for part in self.identity), np.ascontiguousarray(labels.array).tobytes())
+        return ReviewCase(scene, ct_node, node, labels, self.output, key, self.series, self.provenance, self.remote)
+
+
+@dataclass
 class ReviewCase:
     """The CT node, the segmentation node and the labels of one case, in ``scene``.
 
     ``key`` names the case (its input paths and original labels), so a recovery file is offered only to a
     session on the same inputs. ``series`` is the CT's DICOM series (None for an image file), which a DICOM SEG
-    references; ``card`` is the model card a DICOM SEG names as its algorithm (empty when no model was given).
+    references; ``provenance`` is what a DICOM SEG of it names as its maker (:func:`segmentation_provenance`);
+    ``remote`` is the DICOMweb server the CT came from (None for local files), where Save stores the SEG too.
     """
 
     scene: Scene
@@ -151,7 +229,8 @@ class ReviewCase:
     output: Path
     key: str
     series: SeriesInfo | None = None
-    card: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = MANUAL_PROVENANCE
+    remote: "RemoteSource | None" = None
     labels: Volume = field(init=False)
     accepted: bool = False
     undo_stack: list[Edit] = field(default_factory=list)
@@ -163,44 +242,50 @@ class ReviewCase:
         self._original_lesions = lesion_map(self.original)  # the model's lesions, for each row's state
 
     @classmethod
-    def open(cls, scene: Scene, ct_path: Path, segmentation_path: Path | None, output: Path,
+    def open(cls, scene: Scene, ct: Path | str, segmentation_path: Path | None, output: Path,
              model: Path | None = None,
              progress: Callable[[float, str], None] | None = None) -> "ReviewCase":
-        """Load the CT and its segmentation (or segment it with ``model`` first, reporting to ``progress``) into
-        ``scene``.
+        """Load the CT (a DICOM folder, an image file or a DICOMweb series URL) and its segmentation (or, for a
+        URL, the newest SEG of this project on the server; or segment it with ``model`` first, reporting to
+        ``progress``) into ``scene``: :meth:`prepare`, then the pending case's segment and finish.
+
+        Raises:
+            InputError: see :meth:`prepare`.
+        """
+        pending = cls.prepare(scene, ct, segmentation_path, output, model)
+        return pending.finish(pending.labels if pending.labels is not None else pending.segment(progress))
+
+    @classmethod
+    def prepare(cls, scene: Scene, ct: Path | str, segmentation_path: Path | None, output: Path,
+                model: Path | None = None) -> "PendingCase":
+        """Everything :meth:`open` does that can refuse the inputs: the CT into ``scene``, the segmentation read
+        (or, without one, the model's card read), before the model's long run.
 
         Raises:
             InputError: a missing or unreadable input, a segmentation not on the CT's grid, neither a segmentation
-                nor a model, an output that is a file.
+                nor a model (nor, for a URL, a SEG on the server), an output that is a file, a server that cannot
+                be used.
         """
         if output.exists() and not output.is_dir():
             raise input_error(output, "the output must be a folder")
-        if segmentation_path is None and model is None:
-            raise input_error(ct_path, "give --segmentation, or --model to segment it first")
-        ct_node, series = _ct_node(scene, ct_path)
-        if segmentation_path is not None:
-            labels = read_labels(segmentation_path, ct_node)
-        else:
-            from LiverResUNetLib.scene.logic import SegmentLiverLogic, SegmentOptions
+        if not is_dicomweb_url(ct):
+            if segmentation_path is None and model is None:
+                raise input_error(ct, "give --segmentation, or --model to segment it first")
+            ct_path = Path(ct)
+            return PendingCase.load(scene, ct_path, segmentation_path, output, model,
+                                    (str(ct_path.resolve()), str(segmentation_path or model)))
+        from LiverResUNetLib.app.review.remote import fetch, no_segmentation
 
-            assert model is not None  # refused above when neither is given
-            made = SegmentLiverLogic(scene).process(ct_node, model, options=SegmentOptions(closedSurface=False),
-                                                    progress=progress)
-            labels = segmentation_to_labels(made, node_to_volume(ct_node))
-            scene.RemoveNode(made)
-        node = labels_to_segmentation(labels, closed_surface=False)  # the browser's 3D view shows no surfaces yet
-        node.SetName(scene.GenerateUniqueName(f"{ct_node.GetName()} liver segmentation"))
-        scene.AddNode(node)
-        node.CreateDefaultDisplayNodes()
-        node.SetReferenceImageGeometryParameterFromVolumeNode(ct_node)
-        key = _fingerprint(str(ct_path.resolve()).encode(), str(segmentation_path or model).encode(),
-                           np.ascontiguousarray(labels.array).tobytes())
-        card: dict[str, Any] = {}
-        if model is not None:
-            from LiverResUNetLib.model.model_file import read_card
-
-            card = read_card(model)
-        return cls(scene, ct_node, node, labels, output, key, series, card)
+        remote = fetch(str(ct), with_seg=segmentation_path is None)
+        if segmentation_path is None and remote.seg is None and model is None:
+            raise no_segmentation(remote)
+        try:
+            pending = PendingCase.load(scene, remote.folder, segmentation_path or remote.seg, output, model,
+                                       (remote.url, str(segmentation_path or remote.seg_uid or model)))
+        except InputError as error:
+            raise remote.named(error) from error
+        pending.remote = remote
+        return pending
 
     # What the page shows
 
@@ -313,7 +398,12 @@ class ReviewCase:
 
     def save(self) -> Saved:
         """Write the current segmentation as ``segmentation.seg.nrrd`` in the output folder and, for a DICOM CT,
-        as the DICOM SEG ``segmentation.dcm`` (each atomically)."""
+        as the DICOM SEG ``segmentation.dcm`` (each atomically); for a CT from a DICOMweb server, the SEG is also
+        stored into the CT's study there (STOW-RS).
+
+        Raises:
+            InputError: the SEG cannot be written, or the server did not store it (the files are written then).
+        """
         segmentation = write_segmentation(self.segmentation_node, self.output / SEGMENTATION_NAME, self.ct)
         if self.series is None:
             return Saved(segmentation, None, (NO_DICOM_SEG,))
@@ -322,7 +412,12 @@ class ReviewCase:
 
         stack, series_uid, _ = read_series_headers(self.series.files)
         path = self.output / DICOM_SEG_NAME
-        notes = write_seg(self.labels, stack, series_uid, self.card, path, edited=self.edited)
+        notes = write_seg(self.labels, stack, series_uid, self.provenance, path, edited=self.edited)
+        if self.remote is not None:
+            try:
+                notes.append(self.remote.store(path, _fingerprint(self.labels.array.tobytes())))
+            except InputError as error:
+                raise InputError(f"{error} (written to {segmentation} and {path})") from error
         return Saved(segmentation, path, tuple(notes))
 
     def save_training_case(self, dataset: Path, case_id: str) -> Path:

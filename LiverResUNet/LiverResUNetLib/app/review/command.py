@@ -3,10 +3,15 @@
 Prints the page's URL (with its access token) as the first line on standard output, then serves it until
 interrupted. The page listens on 127.0.0.1 unless --host names another address and --allow-remote is given;
 a request without the token is refused. Save writes OUTPUT/segmentation.seg.nrrd, and OUTPUT/segmentation.dcm (a
-DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in
-OUTPUT's recovery file, which a restart on the same inputs offers to resume. Needs the review environment
-(trame-slicer; scripts/review_env.sh). With --worklist FOLDER instead of --input, the cases of FOLDER (one
-sub-folder per case: the CT, ``ct/`` or ``ct.*``, and ``segmentation.*``; see ``worklist``) are reviewed one after
+DICOM SEG referencing the CT) when the CT is a DICOM series; every edit is also kept in OUTPUT's recovery file,
+which a restart on the same inputs offers to resume. Needs the review environment (trame-slicer;
+scripts/review_env.sh).
+
+With --input a DICOMweb series URL (BASE/studies/<StudyUID>/series/<SeriesUID>), the CT is retrieved (WADO-RS)
+before serving, the segmentation is by default the newest DICOM SEG of this project on the server that references
+the series, and Save also stores the SEG into the CT's study there (STOW-RS). With --worklist instead of --input,
+the cases of a folder (one sub-folder per case: the CT, ``ct/`` or ``ct.*``, and ``segmentation.*``; see
+``worklist``) or of a DICOMweb server (BASE: its CT series that have a SEG of this project) are reviewed one after
 another, each into OUTPUT/<case>/, their states kept in OUTPUT/worklist.json.
 """
 
@@ -17,6 +22,7 @@ import sys
 from pathlib import Path
 
 from LiverResUNetLib.datasets.cases import safe_case_name
+from LiverResUNetLib.dicomweb.connection import is_dicomweb_url, parse_location
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.progress import ProgressReporter
 
@@ -26,11 +32,14 @@ TOKEN_COOKIE = "liverresunet_review_token"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", type=Path, help="the CT: a DICOM folder (one CT series) or an image file "
-                                                   "(.nii.gz, .nrrd...)")
-    parser.add_argument("--worklist", type=Path, help="instead of --input: a folder of cases, one sub-folder each "
-                                                      "with the CT (ct/ or ct.*) and its segmentation.*")
-    parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm)")
+    parser.add_argument("--input", help="the CT: a DICOM folder (one CT series), an image file (.nii.gz, .nrrd...) "
+                                        "or a DICOMweb series URL (BASE/studies/<StudyUID>/series/<SeriesUID>)")
+    parser.add_argument("--worklist", help="instead of --input: a folder of cases, one sub-folder each with the CT "
+                                           "(ct/ or ct.*) and its segmentation.*; or a DICOMweb server's base URL "
+                                           "(its CT series that have a DICOM SEG of this project)")
+    parser.add_argument("--segmentation", type=Path, help=".seg.nrrd, label map (0/1/2) or DICOM SEG (.dcm); for a "
+                                                          "DICOMweb --input, default: the newest SEG of this project "
+                                                          "on the server")
     parser.add_argument("--model", type=Path, help="without --segmentation: segment the CT with this model first; "
                                                     "with it: the model the DICOM SEG names as its algorithm")
     parser.add_argument("--output", type=Path, required=True, help="folder Save writes to (and the recovery file)")
@@ -41,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=LOCAL_HOST, help=f"address to listen on (default {LOCAL_HOST})")
     parser.add_argument("--allow-remote", action="store_true",
                         help="needed with a --host other than 127.0.0.1: the page shows patient images")
+
+
+def default_case_id(ct: str) -> str:
+    """The training case's id when --case-id is not given: the CT file's or folder's name, or its series UID."""
+    if is_dicomweb_url(ct):
+        return safe_case_name(parse_location(ct).series_uid or "case")
+    return safe_case_name(Path(ct).stem)
 
 
 def free_port(host: str) -> int:
@@ -79,20 +95,23 @@ def run(args: argparse.Namespace) -> int:
     from LiverResUNetLib.app.review.worklist import Worklist
 
     if (args.input is None) == (args.worklist is None):
-        raise input_error("review", "give either --input (one case) or --worklist (a folder of cases)")
+        raise input_error("review", "give either --input (one case) or --worklist (a folder of cases or a "
+                                    "DICOMweb server)")
     worklist = None if args.worklist is None else Worklist.load(args.worklist, args.output)
     slicer_app = new_slicer_app()
     if worklist is not None:
         name = worklist.states.first_to_review()
         page = ReviewPage(slicer_app, dataset=args.dataset, case_id=name, worklist=worklist)
-        case = worklist.open(slicer_app.scene, name)
+        page.show(worklist.open(slicer_app.scene, name))
     else:
-        page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or safe_case_name(args.input.stem))
-        with ProgressReporter() as progress:
-            case = ReviewCase.open(slicer_app.scene, args.input, args.segmentation, args.output, args.model,
-                                   progress=progress)
+        page = ReviewPage(slicer_app, dataset=args.dataset, case_id=args.case_id or default_case_id(args.input))
+        pending = ReviewCase.prepare(slicer_app.scene, args.input, args.segmentation, args.output, args.model)
         args.output.mkdir(parents=True, exist_ok=True)
-    page.show(case)
+        if pending.labels is not None:
+            page.show(pending.finish(pending.labels))
+        else:  # the model segments the CT once the page is served; the page (and stderr) show the progress
+            reporter = ProgressReporter()
+            page.ctrl.on_server_ready.add(lambda **_: page.segment_then_show(pending, reporter))
     port = args.port or free_port(args.host)
     token = secrets.token_urlsafe(24)
     print(f"http://{args.host}:{port}/index.html?token={token}", flush=True)

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import slicer
-import vtk
 from trame.app import get_server
 from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import client, html
@@ -25,17 +23,12 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from LiverResUNetLib.app.review.case import ReviewCase
+from LiverResUNetLib.app.review.case import PendingCase, ReviewCase
 from LiverResUNetLib.app.review.worklist import Worklist
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.scene.segmentation_nodes import (
-    CLOSED_SURFACE,
-    LIVER_SEGMENT,
-    SEGMENTS,
-    TUMOR_SEGMENT,
-    add_closed_surfaces,
-    register_surface_converters,
-)
+from LiverResUNetLib.scene.lesion_review import jump_slices_to
+from LiverResUNetLib.scene.segmentation_nodes import LIVER_SEGMENT, TUMOR_SEGMENT
+from LiverResUNetLib.scene.surface_models import update_surface_models, vtk_warnings_held
 
 # (name, window, level) in HU; the liver window first: the default.
 WINDOW_PRESETS = (("Liver", 150.0, 90.0), ("Abdomen", 400.0, 50.0), ("Bone", 1800.0, 400.0),
@@ -92,22 +85,21 @@ class ReviewPage:
         self._writing = False  # while the page itself writes into the segmentation: not a stroke
         self._models: dict[str, Any] = {}
         self._surfaces_pending = False
+        self._segmenting: asyncio.Task[None] | None = None  # the model's run in the background (kept referenced)
         register_rca_factories(self.app.view_manager, self.server)
         self.layout_manager = LayoutManager(self.app.scene, self.app.view_manager, self.server)
         # The views render synchronously while they are built: build them before the CT is in the scene (seconds
         # on a 512 x 512 x 129 CT otherwise). Their slice views observe an event VTK 9.6 deprecates (a warning
         # per view, on every start): warnings are off meanwhile.
-        vtk.vtkObject.GlobalWarningDisplayOff()
-        try:
+        with vtk_warnings_held():
             self.layout_manager.register_layout(LAYOUT_ID, review_layout())
             self._build_ui()
             self.layout_manager.set_layout(LAYOUT_ID)
-        finally:
-            vtk.vtkObject.GlobalWarningDisplayOn()
 
     def show(self, case: ReviewCase) -> None:
         """Review ``case`` (loaded into this page's scene) on the page."""
         self.case = case
+        self.state.loading = False
         if not self._hooked:
             self._hook_views()
             self._bind()
@@ -116,6 +108,36 @@ class ReviewPage:
         self.state.offer_recovery = case.recovery_available()
         self.state.message = ""
         self.refresh()
+
+    def show_progress(self, fraction: float, message: str) -> None:
+        """While the model segments the CT, before :meth:`show`: the page's progress bar and the step it is at."""
+        with self.state:  # outside a request: sent to the browser at the end
+            self.state.loading = True
+            self.state.load_progress, self.state.load_message = round(100.0 * fraction), message
+
+    def segment_then_show(self, pending: PendingCase, report: Callable[[float, str], None]) -> None:
+        """Once the server runs (call it from its event loop): the model segments ``pending``'s CT in a worker
+        thread while the page shows the progress (and ``report`` gets it too), then the page shows the case. A
+        failure is shown on the page, under the progress bar."""
+        loop = asyncio.get_running_loop()
+
+        def progress(fraction: float, message: str) -> None:
+            report(fraction, message)
+            loop.call_soon_threadsafe(self.show_progress, fraction, message)
+
+        async def segment() -> None:
+            try:
+                labels = await loop.run_in_executor(None, pending.segment, progress)
+            except Exception as error:  # the page is the only place left to say it
+                with self.state:
+                    self.state.load_message = f"segmentation failed: {error}"
+                return
+            with self.state:
+                self.show(pending.finish(labels))
+            self._later(FIRST_SURFACES_DELAY_S, self.frame_3d)
+
+        self.show_progress(0.0, "segmenting the CT")
+        self._segmenting = loop.create_task(segment())
 
     # Scene
 
@@ -157,22 +179,7 @@ class ReviewPage:
         """The liver and tumor surfaces as model nodes in the 3D view (trame-slicer's streamed 3D view shows model
         nodes, not a segmentation's own surfaces); recomputed from the labels after each edit."""
         self._surfaces_pending = False
-        register_surface_converters()
-        node = self.case.segmentation_node
-        add_closed_surfaces(node)
-        for spec in SEGMENTS:
-            surface = vtk.vtkPolyData()
-            surface.DeepCopy(node.GetSegmentation().GetSegment(spec.segment_id).GetRepresentation(CLOSED_SURFACE))
-            model = self._models.get(spec.segment_id)
-            if model is None:
-                model = self.app.scene.AddNewNodeByClass("vtkMRMLModelNode", f"{spec.name} surface")
-                model.CreateDefaultDisplayNodes()
-                display = model.GetDisplayNode()
-                display.SetColor(*(channel / 255.0 for channel in spec.color))
-                display.SetVisibility2D(False)
-                display.SetOpacity(0.4 if spec is LIVER_SEGMENT else 1.0)
-                self._models[spec.segment_id] = model
-            model.SetAndObservePolyData(surface)
+        update_surface_models(self.app.scene, self.case.segmentation_node, self._models)
         self._views_render()
 
     def _later(self, delay_s: float, callback: Callable[[], None]) -> None:
@@ -270,8 +277,7 @@ class ReviewPage:
         row = next((row for row in self.case.lesion_rows() if row.number == number), None)
         if row is None:
             return
-        slicer.vtkMRMLSliceNode.JumpAllSlices(self.app.scene, *row.centroid_ras,
-                                              slicer.vtkMRMLSliceNode.CenteredJumpSlice)
+        jump_slices_to(self.app.scene, row.centroid_ras)
         self.state.selected = number
         self.show_position()
         self._views_render()
@@ -409,9 +415,15 @@ class ReviewPage:
         state.window_preset = WINDOW_PRESETS[0][0]
         state.liver_visible, state.tumor_visible, state.opacity = True, True, 0.6
         state.has_worklist, state.worklist, state.case_name = self.worklist is not None, [], self.case_id
+        state.loading, state.load_progress, state.load_message = False, 0, ""
+        # Every key the page shows exists from the start: one first set after a browser connected (a case shown
+        # once the model has run) would not reach the page's bindings.
+        state.liver_ml, state.tumor_count, state.burden, state.message, state.edits = "", "", "", "", 0
+        state.accepted = state.edited = state.can_undo = state.can_redo = state.offer_recovery = False
         with VAppLayout(self.server, full_height=True) as self.ui:
             client.Script(KEYS_SCRIPT)
             with v.VNavigationDrawer(permanent=True, width=400):
+                self._progress_panel()
                 self._worklist_panel()
                 self._summary_panel()
                 self._lesion_table()
@@ -420,6 +432,14 @@ class ReviewPage:
             with v.VMain(), html.Div(style="height: 100vh; position: relative;", raw_attrs=testid("views")):
                 self.layout_manager.initialize_layout_grid(self.ui)
             self._recovery_dialog()
+
+    def _progress_panel(self) -> None:
+        """While the model segments the CT (``review --model`` without a segmentation): its progress."""
+        with v.VCard(flat=True, classes="pa-2", v_if=("loading",)):
+            v.VCardTitle("Segmenting")
+            v.VProgressLinear(model_value=("load_progress",), height=8, color="primary", raw_attrs=testid("progress"))
+            html.Div("{{ load_progress }} % · {{ load_message }}", raw_attrs=testid("progress-message"),
+                     classes="text-caption")
 
     def _worklist_panel(self) -> None:
         """The worklist's cases and their states; Previous / Next case."""

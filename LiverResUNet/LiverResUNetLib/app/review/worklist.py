@@ -7,6 +7,9 @@ for it, one file named ``segmentation.*`` (``segmentation.seg.nrrd``, a label ma
 ``segmentation.nii.gz``, or a DICOM SEG ``segmentation.dcm``), e.g. what
 ``segment --output CASE/segmentation.seg.nrrd`` writes beside the CT. Each case's reviewed files go to
 ``OUTPUT/<case>/``; the states go to ``OUTPUT/worklist.json``, written atomically.
+
+A worklist may also be a DICOMweb server (its base URL): its cases are the CT series that have a DICOM SEG of
+this project, each reviewed from the newest such SEG, and Save stores the reviewed SEG back (``remote``).
 """
 
 import json
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from LiverResUNetLib.atomic import atomic_path
+from LiverResUNetLib.dicomweb.connection import is_dicomweb_url
 from LiverResUNetLib.errors import input_error
 
 if TYPE_CHECKING:
@@ -28,11 +32,12 @@ STATES = (TO_REVIEW, ACCEPTED, CORRECTED)
 
 @dataclass(frozen=True)
 class WorklistCase:
-    """One case of the worklist: its name, CT (DICOM folder or image file) and segmentation file."""
+    """One case of the worklist: its name, CT (DICOM folder, image file or DICOMweb series URL) and segmentation
+    file (None for a series URL: the newest SEG of this project on its server)."""
 
     name: str
-    ct: Path
-    segmentation: Path
+    ct: Path | str
+    segmentation: Path | None
 
 
 def _one(folder: Path, what: str, found: list[Path]) -> Path:
@@ -62,6 +67,17 @@ def read_worklist(folder: Path) -> list[WorklistCase]:
     if not cases:
         raise input_error(folder, "the worklist folder holds no case (one sub-folder per case)")
     return cases
+
+
+def read_server_worklist(url: str) -> list[WorklistCase]:
+    """The cases of a DICOMweb server (its base URL): each CT series that has a DICOM SEG of this project.
+
+    Raises:
+        InputError: a series URL, a server that cannot be used, or no such series on it.
+    """
+    from LiverResUNetLib.app.review.remote import reviewable_series
+
+    return [WorklistCase(name, series_url, None) for name, series_url in reviewable_series(url)]
 
 
 @dataclass
@@ -109,18 +125,23 @@ class WorklistStates:
 
 @dataclass
 class Worklist:
-    """The cases of a worklist folder, their states, and where each case's reviewed files go."""
+    """The cases of a worklist folder or DICOMweb server, their states, and where each case's reviewed files go."""
 
     cases: list[WorklistCase]
     states: WorklistStates
     output: Path
 
     @classmethod
-    def load(cls, folder: Path, output: Path) -> "Worklist":
-        """Raises InputError: see :func:`read_worklist` and :meth:`WorklistStates.load`; an output that is a file."""
+    def load(cls, source: Path | str, output: Path) -> "Worklist":
+        """The worklist of a folder or of a DICOMweb server's base URL (see :func:`read_server_worklist`).
+
+        Raises:
+            InputError: see :func:`read_worklist`, :func:`read_server_worklist` and :meth:`WorklistStates.load`; an
+                output that is a file.
+        """
         if output.exists() and not output.is_dir():
             raise input_error(output, "the output must be a folder")
-        cases = read_worklist(folder)
+        cases = read_server_worklist(str(source)) if is_dicomweb_url(source) else read_worklist(Path(source))
         return cls(cases, WorklistStates.load(output, cases), output)
 
     @property
