@@ -46,3 +46,12 @@ def test_the_phase_is_off_by_default_and_draws_nothing_then():
     assert torch.equal(first[0], again[0])
     off = augment_batch(images, labels, settings, 5, slice_channels=2)
     assert not torch.equal(first[0], off[0])
+
+
+def test_intensity_augmentation_changes_the_ct_slices_and_never_the_liver_mask_channel():
+    images, labels = _batch()
+    settings = AugmentationConfig(probability=1.0, rotation_degrees=0.0, scale_min=1.0, scale_max=1.0,
+                                  flip_probability=0.0, contrast=0.3, brightness=0.2, noise_std=0.05)
+    changed, _ = augment_batch(images, labels, settings, 11, slice_channels=2)
+    assert not torch.allclose(changed[:, :2], images[:, :2], atol=1e-3)
+    assert torch.allclose(changed[:, 2], images[:, 2], atol=1e-5)  # still the 0/1 mask that inference gives

@@ -2,8 +2,11 @@
 
 The liver stage (the model's first network) labels whole slices at its pixel size; its liver (after
 post-processing) gives the box that the tumor network sees at its own, finer pixel size, with the liver mask
-as one more input channel. The tumor network's tumor counts only inside that liver: a tumor voxel outside the
-final liver cannot occur. Only the box's slices are run, a batch at a time, so memory stays bounded by the batch.
+as one more input channel. The tumor network's tumor counts only inside that liver; a stage trained to follow a
+tumor beyond the liver it is given (the card's ``tumors_beyond_liver``: a liver stage may take a large dark
+tumor for background) keeps each tumor that touches that liver whole, and the final liver grows by it. Either
+way a tumor voxel outside the final liver cannot occur. Only the box's slices are run, a batch at a time, so
+memory stays bounded by the batch.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import typing
 import numpy as np
 
 from LiverResUNetLib.callbacks import CancelCheck, Progress
+from LiverResUNetLib.components import label_components
 from LiverResUNetLib.devices import pick_device
 from LiverResUNetLib.inference import network_pass
 from LiverResUNetLib.preprocessing.intensity import network_grid
@@ -56,6 +60,7 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
     network = typing.cast("ResUNet", model.tumor_network.to(device).eval())
     pixel_spacing = (spacing[1], spacing[0])
     hu_box, liver_box_mask, labels_box = hu[box], liver[box], labels[box]
+    tumor_box = np.zeros(hu_box.shape, dtype=bool)
     params = sized_params(tumor_params, hu_box.shape[1:], pixel_spacing, network.size_multiple)
     grid = network_grid(hu_box.shape[1:], pixel_spacing, params)
     context, count = params.context_slices, hu_box.shape[0]
@@ -72,6 +77,17 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
             inputs = torch.cat([torch.from_numpy(images)[torch.from_numpy(neighbours)],
                                 torch.from_numpy(masks)[:, None]], dim=1).to(device)
             found = network_pass.labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)), grid)
-            tumor = (found == TUMOR).cpu().numpy() & liver_box_mask[start:stop]
-            labels_box[start:stop][tumor] = TUMOR
+            tumor_box[start:stop] = (found == TUMOR).cpu().numpy()
+    if not stage.get("tumors_beyond_liver", False):
+        tumor_box &= liver_box_mask
+    labels_box[touching(tumor_box, liver_box_mask)] = TUMOR
     return labels
+
+
+def touching(tumor: np.ndarray, liver: np.ndarray) -> np.ndarray:
+    """The 3D components of ``tumor`` that hold a voxel of ``liver`` (whole, also where they reach beyond it)."""
+    components, count = label_components(tumor)
+    kept = np.zeros(count + 1, dtype=bool)
+    kept[components[liver & tumor]] = True
+    kept[0] = False
+    return kept[components]

@@ -142,7 +142,8 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings: Augmenta
 
     Everything random follows from ``seed``: the parameters from a CPU generator, the noise from a generator
     on the batch's device seeded from the first. ``slice_channels``: how many leading channels are CT slices (the
-    contrast phase leaves the others alone; None: all).
+    intensity changes leave the others, a tumor stage's liver mask, alone: inference feeds that mask as it is;
+    None: all).
     """
     generator = torch.Generator().manual_seed(seed)
     noise_seed = int(torch.randint(2 ** 62, (1,), generator=generator))
@@ -150,8 +151,9 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, settings: Augmenta
     images, labels = random_flip(images, labels, settings.flip_probability, generator)
     images, labels = random_rotate_scale(images, labels, settings.probability, settings.rotation_degrees,
                                          (settings.scale_min, settings.scale_max), generator)
+    channels = slice_channels or images.shape[1]
     images = random_contrast_phase(images, labels, settings.phase_probability, settings.phase_liver_shift,
-                                   settings.phase_tumor_shift, slice_channels or images.shape[1], generator)
-    images = random_intensity(images, settings.probability, settings.contrast, settings.brightness,
+                                   settings.phase_tumor_shift, channels, generator)
+    slices = random_intensity(images[:, :channels], settings.probability, settings.contrast, settings.brightness,
                               settings.noise_std, generator, noise_generator)
-    return images, labels
+    return torch.cat([slices, images[:, channels:]], dim=1), labels

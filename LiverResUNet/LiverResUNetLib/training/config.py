@@ -106,6 +106,7 @@ class TumorStageConfig:
     patch_size: int = 128
     box_margin_mm: float = 10.0
     liver_jitter_mm: float = 4.0
+    tumor_dropout: float = 0.0
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
     optimization: dict = field(default_factory=dict)
@@ -218,6 +219,8 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
     unknown = set(stage.optimization) - {option.name for option in dataclasses.fields(OptimizationConfig)}
     if unknown:
         problems.append(f"tumor_stage.optimization has unknown option(s) {', '.join(sorted(unknown))}")
+    if not 0.0 <= stage.tumor_dropout <= 1.0:
+        problems.append("tumor_stage.tumor_dropout must be between 0 and 1")
     if stage.equalization is not None and stage.equalization not in EQUALIZATIONS:
         problems.append(f"tumor_stage.equalization must be one of {', '.join(EQUALIZATIONS)} or null")
     if not 0.0 < stage.time_share < 1.0:

@@ -218,7 +218,8 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
         if dataset.context.is_main:
             shutil.rmtree(folder, ignore_errors=True)
     if dataset.context.is_main:
-        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm)
+        write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm,
+                      tumors_beyond_liver=config.tumor_stage.tumor_dropout > 0)
     distributed.wait_for_main(dataset.context)
     return liver_model
 
@@ -234,7 +235,8 @@ class _Run:
         self.progress = progress if self.context.is_main else None
         self.out = _out(config)
         self.slices = SliceSet(dataset.store, split.train, dataset.config.preprocessing.context_slices,
-                               tumor_stage.liver_jitter_pixels(self.config, dataset.config.preprocessing))
+                               tumor_stage.liver_jitter_pixels(self.config, dataset.config.preprocessing),
+                               self.config.tumor_stage.tumor_dropout)
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
         lesions = self.slices.lesions() if config.sampling.balance_lesions else None

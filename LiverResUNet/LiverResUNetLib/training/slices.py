@@ -27,6 +27,7 @@ from LiverResUNetLib.callbacks import Progress
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams, preprocess_slices, resize_labels
 from LiverResUNetLib.preprocessing.orientation import to_canonical
 from LiverResUNetLib.training.sampling import TUMOR_SLICE, lesion_slices, patch_corners, slice_categories
+from LiverResUNetLib.volume import TUMOR
 
 if typing.TYPE_CHECKING:
     from LiverResUNetLib.datasets.cases import Case, CaseSource
@@ -118,12 +119,18 @@ def store_slices(cases: Iterable[tuple[str, np.ndarray, np.ndarray]], folder: st
     return SliceStore.open(store)
 
 
-def jittered_livers(labels: np.ndarray, jitter: int, rng: np.random.Generator) -> np.ndarray:
+def jittered_livers(labels: np.ndarray, jitter: int, rng: np.random.Generator,
+                    tumor_dropout: float = 0.0) -> np.ndarray:
     """float32 liver masks (labels 1 and 2) of ``[n, rows, columns]`` label slices, each grown (dilated) or
-    shrunk (eroded) by a random number of pixels in ``[-jitter, jitter]``."""
+    shrunk (eroded) by a random number of pixels in ``[-jitter, jitter]``; with probability ``tumor_dropout`` a
+    slice's mask leaves its tumors out, as a liver stage does that takes a large dark tumor for background."""
     from scipy import ndimage
 
-    masks = np.asarray(labels) > 0
+    labels = np.asarray(labels)
+    masks = labels > 0
+    if tumor_dropout:
+        dropped = rng.random(len(masks)) < tumor_dropout
+        masks[dropped] &= labels[dropped] != TUMOR
     shifts = rng.integers(-jitter, jitter + 1, size=len(masks)) if jitter else np.zeros(len(masks), dtype=int)
     for number, shift in enumerate(shifts):
         if shift > 0:
@@ -145,11 +152,13 @@ class SliceSet:
         context_slices: neighbours on each side stacked as extra channels (clamped at each case's ends).
         liver_jitter: None, or (a cascade's tumor stage) the liver mask of each slice (its labels 1 and 2) is one
             more channel, grown or shrunk by a random number of pixels up to this, as the liver stage errs.
+        tumor_dropout: with a liver channel, the share of slices whose liver mask leaves the tumors out.
     """
 
     def __init__(self, store: SliceStore, case_ids: Iterable[str], context_slices: int,
-                 liver_jitter: int | None = None) -> None:
+                 liver_jitter: int | None = None, tumor_dropout: float = 0.0) -> None:
         self.store, self.case_ids, self.liver_jitter = store, list(case_ids), liver_jitter
+        self.tumor_dropout = tumor_dropout
         self.positions = [store.case_ids.index(case) for case in self.case_ids]
         counts = [store.counts[position] for position in self.positions]
         self.starts = np.cumsum([0] + counts[:-1]).astype(np.int64)
@@ -197,5 +206,6 @@ class SliceSet:
         if self.liver_jitter is not None:
             if rng is None:
                 raise ValueError("the liver channel is jittered at random: batch() needs an rng")
-            images = np.concatenate([images, jittered_livers(labels, self.liver_jitter, rng)[:, None]], axis=1)
+            livers = jittered_livers(labels, self.liver_jitter, rng, self.tumor_dropout)
+            images = np.concatenate([images, livers[:, None]], axis=1)
         return torch.from_numpy(images.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
