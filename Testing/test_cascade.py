@@ -11,7 +11,7 @@ import torch
 
 from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.inference.cascade import add_tumors
+from LiverResUNetLib.inference.cascade import add_tumors, touching
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.cascade import tumor_stage_section
@@ -29,7 +29,8 @@ TINY_CASCADE = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.
                 "--set", "network.base_width=8", "--set", "network.depth=3",
                 "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1",
                 "--set", "tumor_stage.pixel_size_mm=3", "--set", "tumor_stage.patch_size=32",
-                "--set", "tumor_stage.network={base_width: 8, depth: 3}"]
+                "--set", "tumor_stage.network={base_width: 8, depth: 3}",
+                "--set", "tumor_stage.optimization={epochs: 4, steps_per_epoch: 10}"]
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +68,11 @@ def test_four_patients_train_on_every_patient_and_say_so(cascade_run):
     assert json.loads((out / "history.json").read_text())["best"]["val_liver_dice"] is None
 
 
-def test_the_cascade_segments_and_never_puts_tumor_outside_the_liver_stage_liver(cascade_run, tiny_phantom_dataset):
+def test_the_cascade_segments_and_its_tumor_stage_never_takes_liver_away(
+        cascade_run, tiny_phantom_dataset):
     _, out = cascade_run
     cascade = load_model(out / "model.pth")
+    assert cascade.card["tumor_stage"]["tumors_beyond_liver"] is True  # trained with tumor_dropout (default 0.5)
     liver_only = LoadedModel(cascade.network, {key: value for key, value in cascade.card.items()
                                                if key != "tumor_stage"})
     for source in discover_cases(tiny_phantom_dataset)[:2]:
@@ -77,26 +80,55 @@ def test_the_cascade_segments_and_never_puts_tumor_outside_the_liver_stage_liver
         both = predict_volume(case.image, cascade, device="cpu").array
         alone = predict_volume(case.image, liver_only, device="cpu").array
         assert np.count_nonzero(alone) > 0
-        assert np.array_equal(both > 0, alone > 0)  # the tumor stage never moves the liver
+        assert (both[alone > 0] > 0).all()  # the tumor stage never takes liver away
+        assert np.count_nonzero(both) <= 1.5 * np.count_nonzero(alone)  # it may add tumor that touches it
         assert set(np.unique(both)) <= {0, 1, 2}
 
 
-def test_a_tumor_is_impossible_outside_the_liver():
-    """A tumor network that calls everything tumor labels exactly the given liver as tumor, nothing beyond it."""
+def _everything_is_tumor(tumors_beyond_liver: bool) -> LoadedModel:
+    """A cascade whose tumor network calls every pixel tumor."""
     params = PreprocessingParams(input_size=16, pixel_size_mm=2.0, liver_channel=True)
     architecture = {**default_architecture(), "in_channels": params.channels, "base_width": 4, "depth": 2}
     network = build_network(architecture)
     with torch.no_grad():
         network.head.bias.copy_(torch.tensor([-50.0, -50.0, 50.0]))
     card = {**new_card(default_architecture(), PreprocessingParams()),
-            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0)}
-    model = LoadedModel(build_network(default_architecture()), card, None, network.eval())
+            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0, tumors_beyond_liver)}
+    return LoadedModel(build_network(default_architecture()), card, None, network.eval())
+
+
+def _liver_and_hu() -> tuple[np.ndarray, np.ndarray]:
     liver = np.zeros((12, 40, 40), dtype=np.uint8)
     liver[3:9, 10:25, 12:30] = 1
     liver[5, 15, 20] = 2
-    hu = np.random.default_rng(0).normal(60, 20, liver.shape).astype(np.float32)
-    labels = add_tumors(hu, liver, model, (1.0, 1.0, 2.0), device="cpu")
+    return liver, np.random.default_rng(0).normal(60, 20, liver.shape).astype(np.float32)
+
+
+def test_a_tumor_is_impossible_outside_the_liver():
+    """A tumor network that calls everything tumor labels exactly the given liver as tumor, nothing beyond it."""
+    liver, hu = _liver_and_hu()
+    labels = add_tumors(hu, liver, _everything_is_tumor(False), (1.0, 1.0, 2.0), device="cpu")
     assert np.array_equal(labels, np.where(liver > 0, 2, 0))
+
+
+def test_a_stage_trained_beyond_the_liver_grows_it_by_touching_tumors_within_the_box_only():
+    liver, hu = _liver_and_hu()
+    labels = add_tumors(hu, liver, _everything_is_tumor(True), (1.0, 1.0, 2.0), device="cpu")
+    box = liver_box(liver > 0, (1.0, 1.0, 2.0), 5.0)
+    inside = np.zeros(liver.shape, dtype=bool)
+    inside[box] = True
+    assert np.array_equal(labels, np.where(inside, 2, 0))  # the whole box: one tumor touching the liver
+    assert set(np.unique(labels)) == {0, 2} and (labels[liver > 0] == 2).all()  # none outside the final liver
+
+
+def test_only_tumors_that_touch_the_given_liver_are_kept_and_kept_whole():
+    liver = np.zeros((5, 20, 20), dtype=bool)
+    liver[1:4, 2:8, 2:8] = True
+    tumor = np.zeros_like(liver)
+    tumor[2, 6:12, 6:12] = True  # reaches beyond the liver
+    tumor[2, 15:18, 15:18] = True  # apart from it
+    kept = touching(tumor, liver)
+    assert kept[2, 6:12, 6:12].all() and not kept[2, 15:18, 15:18].any()
 
 
 def test_a_cascade_file_needs_its_tumor_weights_and_a_tumor_stage_alone_does_not_segment(tmp_path, cascade_run,
@@ -136,6 +168,17 @@ def test_the_training_liver_channel_grows_or_shrinks_within_the_jitter():
     assert areas.min() >= 12 * 12 and areas.max() <= 20 * 20 - 4 * 2  # within 2 pixels either way
     assert len(set(areas.tolist())) > 2  # grown and shrunk by different amounts
     assert np.array_equal(jittered_livers(labels, 0, np.random.default_rng(0)), (labels > 0).astype(np.float32))
+
+
+def test_tumor_dropout_leaves_the_tumors_out_of_that_share_of_liver_channels():
+    labels = np.zeros((200, 16, 16), dtype=np.uint8)
+    labels[:, 2:14, 2:14] = 1
+    labels[:, 6:10, 6:10] = 2
+    always = jittered_livers(labels, 0, np.random.default_rng(0), tumor_dropout=1.0)
+    assert np.array_equal(always, (labels == 1).astype(np.float32))
+    half = jittered_livers(labels, 0, np.random.default_rng(0), tumor_dropout=0.5)
+    without = half[:, 8, 8] == 0
+    assert 0.35 < without.mean() < 0.65 and (half[:, 3, 3] == 1).all()
 
 
 def test_the_predictor_applies_the_model_cards_post_processing_unless_told_otherwise(tiny_model_path,

@@ -8,7 +8,7 @@ import pytest
 from LiverResUNetLib.components import label_components
 from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.training.synthesis import TumorShape, paste_tumors, read_tumor_shapes
+from LiverResUNetLib.training.synthesis import TumorShape, paste_tumors, random_tumor_shapes, read_tumor_shapes
 from LiverResUNetLib.volume import LIVER, TUMOR
 
 
@@ -50,3 +50,17 @@ def test_pasted_tumors_lie_in_the_liver_with_a_contrast_to_it():
         assert abs(float(np.median(new_hu[lesion] - hu[lesion]))) >= 10.0
     assert np.array_equal(new_hu[labels == 0], hu[labels == 0])  # nothing outside the liver changes
     assert np.array_equal(labels[tumor], np.full(tumor.sum(), LIVER)) and not (labels == TUMOR).any()
+
+
+def test_without_label_maps_the_lesion_shapes_are_irregular_ellipsoids_from_a_few_mm_to_a_large_mass():
+    shapes = random_tumor_shapes(40, np.random.default_rng(5))
+    volumes_ml = np.array([shape.mask.sum() for shape in shapes]) / 1000.0  # 1 mm voxels
+    assert all(shape.spacing == (1.0, 1.0, 1.0) and shape.mask.any() for shape in shapes)
+    assert volumes_ml.min() < 1.0 and volumes_ml.max() > 100.0
+    assert all(label_components(shape.mask)[1] >= 1 for shape in shapes)
+    again = random_tumor_shapes(40, np.random.default_rng(5))
+    assert all(np.array_equal(one.mask, two.mask) for one, two in zip(shapes, again))
+    largest = shapes[int(np.argmax(volumes_ml))].mask
+    extents = [int(largest.any(axis=axes).sum()) for axes in ((1, 2), (0, 2), (0, 1))]
+    assert largest.sum() < 0.75 * np.prod(extents)  # rounded (a box would fill its extent), not a sphere:
+    assert max(extents) > 1.1 * min(extents)  # its axes differ

@@ -23,12 +23,13 @@ ARCHITECTURE_NAME = "ResUNet"
 
 
 def default_architecture() -> dict[str, Any]:
-    """The architecture the project trains and ships: 3 input slices (2.5D), 5 levels, widths 16..256."""
+    """The architecture the project trains and ships: 3 input slices (2.5D), 5 levels, widths 8..128 (half the
+    width of the first models: twice the steps in the same CPU minutes, and better on unseen real CT)."""
     return {
         "name": ARCHITECTURE_NAME,
         "in_channels": 3,
         "num_classes": 3,
-        "base_width": 16,
+        "base_width": 8,
         "depth": 5,
         "max_width": 256,
         "stem_stride": 2,

@@ -38,11 +38,11 @@ class SamplingConfig:
     """Share of each batch drawn from slices with tumor, with liver but no tumor, and with neither;
     tumor slices drawn lesion by lesion; optionally patches of those slices centred near their tumor or liver."""
 
-    tumor_fraction: float = 0.4
-    liver_fraction: float = 0.4
-    background_fraction: float = 0.2
+    tumor_fraction: float = 0.5
+    liver_fraction: float = 0.35
+    background_fraction: float = 0.15
     balance_lesions: bool = True
-    patch_size: typing.Optional[int] = None
+    patch_size: typing.Optional[int] = 96
 
 
 @dataclass
@@ -77,8 +77,8 @@ class OptimizationConfig:
 
     epochs: int = 40
     steps_per_epoch: int = 50
-    batch_size: int = 16
-    learning_rate: float = 0.002
+    batch_size: int = 8
+    learning_rate: float = 0.01
     weight_decay: float = 0.0001
     schedule: str = "cosine"
     warmup_steps: int = 20
@@ -106,11 +106,11 @@ class TumorStageConfig:
     patch_size: int = 128
     box_margin_mm: float = 10.0
     liver_jitter_mm: float = 4.0
-    tumor_dropout: float = 0.0
+    tumor_dropout: float = 0.5
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
-    optimization: dict = field(default_factory=dict)
-    equalization: typing.Optional[str] = None
+    optimization: dict = field(default_factory=lambda: {"epochs": 16, "steps_per_epoch": 50})
+    equalization: typing.Optional[str] = "none"
     tumor_shapes: typing.Optional[str] = None
     synthetic_copies: int = 2
     synthetic_tumors: int = 3

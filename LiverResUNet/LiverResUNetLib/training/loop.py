@@ -160,9 +160,9 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
         raise input_error("network", f"does not fit the preprocessing: {error}") from None
     tumor_stage.check_tumor_stage(config, architecture, params)
     patch, multiple = config.sampling.patch_size, network.size_multiple
-    if patch is not None and (patch > params.input_size or patch % multiple):
-        raise input_error("sampling.patch_size", f"{patch} must be at most preprocessing.input_size "
-                                                 f"({params.input_size}) and a multiple of {multiple}")
+    if patch is not None and patch < params.input_size and patch % multiple:
+        raise input_error("sampling.patch_size", f"{patch} must be a multiple of {multiple} (or at least "
+                                                 f"preprocessing.input_size, {params.input_size}: whole slices)")
     sources = {source.case_id: source for source in discover_cases(_required(config.data, "data"))}
     # Only the main process generates synthetic CTs (it writes the stores): only it learns their intensities.
     synthetic = synthetic_ct.training_sources(config.synthesis, config.seed, list(sources.values()),

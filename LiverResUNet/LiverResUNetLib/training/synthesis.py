@@ -37,6 +37,9 @@ CONTRAST_HU = (15.0, 70.0)
 RIM_PROBABILITY = 0.3
 TEXTURE_HU = (3.0, 15.0)
 SCALE_RANGE = (0.7, 1.3)
+# Lesion shapes without any label map (the label-free tumors of Hu et al.): deformed ellipsoids of these radii.
+RANDOM_RADIUS_MM = (4.0, 50.0)
+RANDOM_SHAPES = 60
 _PLACEMENT_TRIES = 10
 
 
@@ -62,6 +65,23 @@ def read_tumor_shapes(folder: Path) -> list[TumorShape]:
                     shapes += _lesions(*read_mask(slices, path / name))
     if not shapes:
         raise input_error(folder, f"holds no liver tumor mask (<patient>/{MASKS}[.zip]/livertumor*/image_N)")
+    return shapes
+
+
+def random_tumor_shapes(count: int, rng: np.random.Generator) -> list[TumorShape]:
+    """``count`` lesion shapes for a user without label maps: ellipsoids on a 1 mm grid, radii drawn log-uniformly
+    in :data:`RANDOM_RADIUS_MM` (the other two axes 0.67-1 times the first), the surface made irregular by smooth
+    noise, so that pasted lesions span the sizes and outlines of real ones, from a few mm to a large mass."""
+    shapes = []
+    for _ in range(count):
+        radius = float(np.exp(rng.uniform(*np.log(RANDOM_RADIUS_MM))))
+        radii = radius * np.array([1.0, *rng.uniform(0.67, 1.0, size=2)])[rng.permutation(3)]
+        extent = np.ceil(radii * 1.3).astype(int)
+        grid = np.mgrid[tuple(slice(-int(size), int(size) + 1) for size in extent)].astype(np.float32)
+        distance = sum((axis / axis_radius) ** 2 for axis, axis_radius in zip(grid, radii))
+        bumps = ndimage.gaussian_filter(rng.standard_normal(distance.shape).astype(np.float32), sigma=radius / 3)
+        bumps *= 0.3 / max(float(bumps.std()), 1e-6)
+        shapes.append(TumorShape(distance + bumps < 1.0, (1.0, 1.0, 1.0)))
     return shapes
 
 

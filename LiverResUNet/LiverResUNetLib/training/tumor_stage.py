@@ -23,7 +23,7 @@ from LiverResUNetLib.preprocessing.liver_box import liver_box, sized_params
 from LiverResUNetLib.preprocessing.orientation import to_canonical
 from LiverResUNetLib.training.config import TrainConfig, TumorStageConfig
 from LiverResUNetLib.training.slices import SliceStore, store_slices
-from LiverResUNetLib.training.synthesis import paste_tumors, read_tumor_shapes
+from LiverResUNetLib.training.synthesis import RANDOM_SHAPES, paste_tumors, random_tumor_shapes, read_tumor_shapes
 
 if typing.TYPE_CHECKING:
     from LiverResUNetLib.datasets.cases import CaseSource
@@ -100,12 +100,15 @@ def box_case_slices(hu: np.ndarray, labels: np.ndarray, spacing: tuple[float, ..
 
 def write_box_store(sources: list[CaseSource], params: PreprocessingParams, architecture: dict,
                     stage: TumorStageConfig, seed: int, folder: Path, progress: Progress | None = None) -> SliceStore:
-    """The tumor stage's slice store in ``folder``: every case's liver box (see :func:`box_case_slices`) and, with
-    ``stage.tumor_shapes``, ``stage.synthetic_copies`` copies of it holding real tumor shapes pasted into its liver
-    (``training/synthesis.py``)."""
+    """The tumor stage's slice store in ``folder``: every case's liver box (see :func:`box_case_slices`) and
+    ``stage.synthetic_copies`` copies of it with lesions pasted into its liver (``training/synthesis.py``): real
+    tumor shapes of the label maps in ``stage.tumor_shapes``, or without them deformed ellipsoids."""
     multiple = build_network(architecture).size_multiple
-    shapes = read_tumor_shapes(Path(stage.tumor_shapes)) if stage.tumor_shapes else []
-    copies = stage.synthetic_copies if shapes else 0
+    if stage.tumor_shapes:
+        shapes = read_tumor_shapes(Path(stage.tumor_shapes))
+    else:
+        shapes = random_tumor_shapes(RANDOM_SHAPES, np.random.default_rng([seed, RANDOM_SHAPES]))
+    copies = stage.synthetic_copies
 
     def cases() -> typing.Iterator[tuple[str, np.ndarray, np.ndarray]]:
         for position, source in enumerate(sources):
