@@ -29,8 +29,7 @@ TINY_CASCADE = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.
                 "--set", "network.base_width=8", "--set", "network.depth=3",
                 "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1",
                 "--set", "tumor_stage.pixel_size_mm=3", "--set", "tumor_stage.patch_size=32",
-                "--set", "tumor_stage.network={base_width: 8, depth: 3}",
-                "--set", "tumor_stage.optimization={epochs: 4, steps_per_epoch: 10}"]
+                "--set", "tumor_stage.network={base_width: 8, depth: 3}"]
 
 
 @pytest.fixture(scope="module")
@@ -193,14 +192,17 @@ def test_the_predictor_applies_the_model_cards_post_processing_unless_told_other
     assert np.array_equal(explicit.array, plain)
 
 
-def test_the_tumor_stage_takes_its_own_equalisation_and_optimisation_and_the_rest_from_the_run(tmp_path):
-    config = TrainConfig.from_dict({"optimization": {"learning_rate": 0.01, "batch_size": 4},
-                                    "tumor_stage": {"equalization": "none",
-                                                    "optimization": {"epochs": 1, "steps_per_epoch": 300}}})
+def test_the_tumor_stage_takes_its_own_equalisation_and_step_cap_and_the_rest_from_the_run(tmp_path):
+    config = TrainConfig.from_dict({"optimization": {"learning_rate": 0.02, "batch_size": 4, "epochs": 40,
+                                                     "steps_per_epoch": 50}})
     stage, architecture, params = tumor_stage_config(config, config.preprocessing, tmp_path)
     assert params.equalization == "none" and config.preprocessing.equalization == "interior"
-    assert (stage.optimization.epochs, stage.optimization.steps_per_epoch) == (1, 300)
-    assert (stage.optimization.learning_rate, stage.optimization.batch_size) == (0.01, 4)
+    assert (stage.optimization.epochs, stage.optimization.steps_per_epoch) == (16, 50)  # 800 steps at most
+    assert (stage.optimization.learning_rate, stage.optimization.batch_size) == (0.02, 4)
+    short = TrainConfig.from_dict({"optimization": {"epochs": 2, "steps_per_epoch": 3}})
+    assert tumor_stage_config(short, short.preprocessing, tmp_path)[0].optimization.epochs == 2  # under the cap
+    uncut = TrainConfig.from_dict({"tumor_stage": {"max_steps": None}})
+    assert tumor_stage_config(uncut, uncut.preprocessing, tmp_path)[0].optimization.epochs == 40
     inherited = TrainConfig.from_dict({"preprocessing": {"equalization": "clahe"},
                                        "tumor_stage": {"equalization": None}})
     assert tumor_stage_config(inherited, inherited.preprocessing, tmp_path)[2].equalization == "clahe"

@@ -16,6 +16,7 @@ def test_gpu_check_cpu_dry_run_reports_every_figure():
     figures = json.loads(result.stdout)
     assert figures["checks"] == {"torchrun": True}
     assert figures["inference"]["warm_s"] > 0 and figures["training"]["slices_per_s"] > 0
+    assert figures["inference_cascade"]["warm_s"] > 0
     assert figures["torchrun"]["backend"] == "gloo" and figures["torchrun"]["model_written"]
     agreement = figures["autocast"]["dice_mixed_vs_fp32"]
     assert set(agreement) == {"liver", "tumor"} and all(0.0 <= dice <= 1.0 for dice in agreement.values())

@@ -44,7 +44,7 @@ def test_written_config_reads_back_identically(tmp_path):
     ("split:\n  fold: 1\n", "split.fold needs split.folds"),
     ("split:\n  val_fraction: 1.0\n", "split.val_fraction must be at least 0"),
     ("optimization:\n  schedule: step\n", "optimization.schedule must be one of"),
-    ("tumor_stage:\n  optimization:\n    epoch: 1\n", "tumor_stage.optimization has unknown option(s) epoch"),
+    ("tumor_stage:\n  max_steps: 0\n", "tumor_stage.max_steps must be at least 1"),
     ("tumor_stage:\n  equalization: hist\n", "tumor_stage.equalization must be one of"),
     ("- a list\n", "must be a mapping"),
     ("seed: [unclosed\n", "not valid YAML"),

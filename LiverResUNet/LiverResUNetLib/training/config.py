@@ -109,7 +109,7 @@ class TumorStageConfig:
     tumor_dropout: float = 0.5
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
-    optimization: dict = field(default_factory=lambda: {"epochs": 16, "steps_per_epoch": 50})
+    max_steps: typing.Optional[int] = 800
     equalization: typing.Optional[str] = "none"
     tumor_shapes: typing.Optional[str] = None
     synthetic_copies: int = 2
@@ -216,9 +216,8 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
         problems.append("tumor_stage.box_margin_mm and liver_jitter_mm must be >= 0")
     if stage.synthetic_copies < 0 or stage.synthetic_tumors < 0:
         problems.append("tumor_stage.synthetic_copies and synthetic_tumors must be >= 0")
-    unknown = set(stage.optimization) - {option.name for option in dataclasses.fields(OptimizationConfig)}
-    if unknown:
-        problems.append(f"tumor_stage.optimization has unknown option(s) {', '.join(sorted(unknown))}")
+    if stage.max_steps is not None and stage.max_steps < 1:
+        problems.append("tumor_stage.max_steps must be at least 1 (or null: the liver stage's schedule)")
     if not 0.0 <= stage.tumor_dropout <= 1.0:
         problems.append("tumor_stage.tumor_dropout must be between 0 and 1")
     if stage.equalization is not None and stage.equalization not in EQUALIZATIONS:

@@ -44,8 +44,8 @@ def tumor_stage_config(config: TrainConfig, liver_params: PreprocessingParams,
                        out: Path) -> tuple[TrainConfig, dict, PreprocessingParams]:
     """``(configuration, architecture, preprocessing)`` of the tumor stage of a run configured by ``config`` (the
     user's, with the whole ``--max-minutes``) whose liver stage is fed with ``liver_params``; it trains into
-    ``out``, on patches of ``tumor_stage.patch_size`` pixels, every training patient, no validation, with the
-    ``optimization`` options that ``tumor_stage.optimization`` overrides."""
+    ``out``, on patches of ``tumor_stage.patch_size`` pixels, every training patient, no validation, its schedule
+    the liver stage's cut to whole epochs within ``tumor_stage.max_steps``."""
     stage = config.tumor_stage
     params = PreprocessingParams.from_dict({**liver_params.to_dict(), "pixel_size_mm": stage.pixel_size_mm,
                                             "input_size": stage.patch_size, "liver_channel": True,
@@ -54,7 +54,9 @@ def tumor_stage_config(config: TrainConfig, liver_params: PreprocessingParams,
     values = config.to_dict()
     values.update(out=str(out), network=architecture, preprocessing=params.to_dict())
     values["sampling"]["patch_size"] = stage.patch_size
-    values["optimization"].update(stage.optimization)
+    schedule = values["optimization"]
+    if stage.max_steps is not None and schedule["epochs"] * schedule["steps_per_epoch"] > stage.max_steps:
+        schedule["epochs"] = max(1, stage.max_steps // schedule["steps_per_epoch"])
     if config.runtime.max_minutes is not None:
         values["runtime"]["max_minutes"] = config.runtime.max_minutes * stage.time_share
     return TrainConfig.from_dict(values), architecture, params
