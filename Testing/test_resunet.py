@@ -105,5 +105,5 @@ def test_default_network_costs_at_most_2_gflop_per_slice():
     size = PreprocessingParams().input_size
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         network(torch.rand(1, 3, size, size))
-    assert 0.5e9 < counter.get_total_flops() <= 2.0e9
+    assert 0.2e9 < counter.get_total_flops() <= 2.0e9  # the default (widths 8-128): 0.43 GFLOP
     assert sum(parameter.numel() for parameter in network.parameters()) < 5_000_000
