@@ -78,9 +78,10 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
                                 torch.from_numpy(masks)[:, None]], dim=1).to(device)
             found = network_pass.labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)), grid)
             tumor_box[start:stop] = (found == TUMOR).cpu().numpy()
-    if not stage.get("tumors_beyond_liver", False):
-        tumor_box &= liver_box_mask
-    labels_box[touching(tumor_box, liver_box_mask)] = TUMOR
+    if stage.get("tumors_beyond_liver", False):
+        labels_box[touching(tumor_box, liver_box_mask)] = TUMOR
+    else:
+        labels_box[tumor_box & liver_box_mask] = TUMOR
     return labels
 
 
