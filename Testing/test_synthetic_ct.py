@@ -175,11 +175,11 @@ def test_train_adds_synthetic_cts_to_both_stages_and_never_validates_them(tiny_p
     split = card["training"]["split"]
     assert set(synthetic) <= set(split["train"]) and len(split["val"]) == 1
     assert not any(case.startswith("synthetic.") for case in split["val"])
-    assert "4 synthetic CTs trained, never validated" in split["method"]
+    assert "4 synthetic CTs trained (25% of every batch), never validated" in split["method"]
     assert set(synthetic) <= set(card["tumor_stage"]["training"]["split"]["train"])
     assert not (out / "synthetic_cts").exists()  # generated once for both stages, removed after training
     assert card["training"]["config"]["synthesis"] == {"label_maps": str(tiny_phantom_dataset.parent / "raw" /
-                                                                         "3Dircadb1"), "copies": 1}
+                                                                         "3Dircadb1"), "copies": 1, "share": 0.25}
 
 
 def test_train_names_a_folder_without_label_maps(tiny_phantom_dataset, tmp_path):

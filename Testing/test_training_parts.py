@@ -21,6 +21,7 @@ from LiverResUNetLib.training.sampling import (
     LIVER_SLICE,
     TUMOR_SLICE,
     BalancedSliceSampler,
+    SharedSliceSampler,
     lesion_slices,
     patch_corners,
     slice_categories,
@@ -112,6 +113,30 @@ def test_distributed_processes_share_one_stream_without_overlap():
     parts = [BalancedSliceSampler(categories, (1, 1, 1), seed=5, rank=rank, world_size=2).epoch_indices(2, 12)
              for rank in range(2)]
     assert np.array_equal(np.stack(parts, axis=1).reshape(-1), whole)
+
+
+def test_shared_sampler_gives_each_group_its_share_and_keeps_lesions_in_their_group():
+    """One real case (slices 0-9, a lesion on 8-9) beside many synthetic slices (10-99, a lesion on 50-51): the
+    synthetic group fills its share of the draws whatever its size, and each group balances its own kinds."""
+    labels = np.zeros((100, 4, 4), np.uint8)
+    labels[2:10, 1, 1] = 1
+    labels[8:10, 2, 2] = 2
+    labels[20:90, 1, 1] = 1
+    labels[50:52, 2, 2] = 2
+    groups = np.array([0] * 10 + [1] * 90)
+    lesions = lesion_slices(labels, groups)
+    sampler = SharedSliceSampler(groups, (0.75, 0.25), slice_categories(labels), (0.2, 0.4, 0.4), seed=3,
+                                 lesions=lesions)
+    drawn = sampler.epoch_indices(epoch=0, count=8000)
+    assert abs((groups[drawn] == 1).mean() - 0.25) < 0.02
+    real = drawn[groups[drawn] == 0]
+    assert np.allclose(np.bincount(slice_categories(labels[real]), minlength=3) / len(real), (0.2, 0.4, 0.4),
+                       atol=0.03)
+    assert set(drawn[slice_categories(labels[drawn]) == TUMOR_SLICE]) == {8, 9, 50, 51}
+    assert np.array_equal(sampler.epoch_indices(0, 8000), drawn)
+    parts = [SharedSliceSampler(groups, (0.75, 0.25), slice_categories(labels), (0.2, 0.4, 0.4), seed=3, rank=rank,
+                                world_size=2, lesions=lesions).epoch_indices(0, 4000) for rank in range(2)]
+    assert np.array_equal(np.stack(parts, axis=1).reshape(-1), drawn)
 
 
 def test_patches_hold_the_slice_category_and_stay_inside():

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from LiverResUNetLib.training.sampling import BalancedSliceSampler
+from LiverResUNetLib.training.sampling import BalancedSliceSampler, SharedSliceSampler
 from LiverResUNetLib.training.slices import SliceSet
 from LiverResUNetLib.training.workers import loader_workers
 
@@ -37,7 +37,7 @@ class StepBatches(torch.utils.data.Dataset):
 
     Args:
         slices: the training :class:`SliceSet`.
-        sampler: the :class:`BalancedSliceSampler` of this process.
+        sampler: the :class:`BalancedSliceSampler` (or :class:`SharedSliceSampler`) of this process.
         batch_size: slices per batch.
         steps_per_epoch: batches per epoch (the epoch's draw holds ``batch_size * steps_per_epoch`` indices).
         seed: the run's seed.
@@ -45,7 +45,8 @@ class StepBatches(torch.utils.data.Dataset):
         patch_size: see :meth:`SliceSet.batch`.
     """
 
-    def __init__(self, slices: SliceSet, sampler: BalancedSliceSampler, batch_size: int, steps_per_epoch: int,
+    def __init__(self, slices: SliceSet, sampler: BalancedSliceSampler | SharedSliceSampler, batch_size: int,
+                 steps_per_epoch: int,
                  seed: int, rank: int, patch_size: int | None = None) -> None:
         self.slices, self.sampler, self.patch_size = slices, sampler, patch_size
         self.batch_size, self.steps_per_epoch, self.seed, self.rank = batch_size, steps_per_epoch, seed, rank

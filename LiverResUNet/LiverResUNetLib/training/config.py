@@ -119,10 +119,12 @@ class TumorStageConfig:
 @dataclass
 class SynthesisConfig:
     """Whole synthetic CTs generated from label maps without CT (``training/synthetic_ct.py``): ``copies`` of each
-    label map under ``label_maps`` join the training cases of both stages (never validated)."""
+    label map under ``label_maps`` join the training cases of both stages (never validated), and fill ``share`` of
+    every batch (null: drawn alike with the real slices)."""
 
     label_maps: typing.Optional[str] = None
     copies: int = 1
+    share: typing.Optional[float] = 0.25
 
 
 @dataclass
@@ -198,6 +200,8 @@ class TrainConfig:
         problems += _tumor_stage_problems(self.tumor_stage)
         if self.synthesis.copies < 1:
             problems.append("synthesis.copies must be at least 1")
+        if self.synthesis.share is not None and not 0.0 < self.synthesis.share < 1.0:
+            problems.append("synthesis.share must be between 0 and 1 (or null: synthetic slices drawn alike)")
         if self.postprocessing.min_tumor_mm3 < 0:
             problems.append("postprocessing.min_tumor_mm3 must be >= 0")
         if problems:

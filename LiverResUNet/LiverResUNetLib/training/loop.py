@@ -43,7 +43,7 @@ from LiverResUNetLib.training.batches import StepBatches, default_workers, step_
 from LiverResUNetLib.training.checkpoints import load_checkpoint, save_checkpoint
 from LiverResUNetLib.training.config import TrainConfig, resume_differences, write_config
 from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
-from LiverResUNetLib.training.sampling import BalancedSliceSampler
+from LiverResUNetLib.training.sampling import BalancedSliceSampler, SharedSliceSampler
 from LiverResUNetLib.training.slices import SliceSet, SliceStore, write_slice_store
 from LiverResUNetLib.training.splits import SMALL_COHORT, Split, default_val_fraction, make_splits
 from LiverResUNetLib.training.validation import validate
@@ -179,15 +179,17 @@ def _load_training_data(config: TrainConfig, progress: Progress | None) -> _Trai
     return _TrainingData(
         context=context, architecture=architecture, sources=sources, store=store,
         config=_replace(tumor_stage.liver_stage_config(config), network=architecture),
-        splits=[_with_synthetic(split, [source.case_id for source in synthetic]) for split in splits])
+        splits=[_with_synthetic(split, [source.case_id for source in synthetic], config.synthesis.share)
+                for split in splits])
 
 
-def _with_synthetic(split: Split, cases: list[str]) -> Split:
+def _with_synthetic(split: Split, cases: list[str], share: float | None) -> Split:
     """``split`` with the synthetic ``cases`` added to its training cases (they are never validated)."""
     if not cases:
         return split
+    drawn = "drawn alike with the real CTs" if share is None else f"{share:.0%} of every batch"
     return dataclasses.replace(split, train=split.train + cases,
-                               method=f"{split.method}; {len(cases)} synthetic CTs trained, never validated")
+                               method=f"{split.method}; {len(cases)} synthetic CTs trained ({drawn}), never validated")
 
 
 def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _TrainingData, split: Split,
@@ -224,6 +226,18 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
     return liver_model
 
 
+def _sampler(slices: SliceSet, config: TrainConfig, fractions: tuple[float, ...], lesions: list | None,
+             context: distributed.DistributedContext) -> BalancedSliceSampler | SharedSliceSampler:
+    """The run's slice sampler: synthetic CTs fill ``synthesis.share`` of every batch when the run has any."""
+    synthetic = np.array([synthetic_ct.is_synthetic(case) for case in slices.case_ids], dtype=bool)
+    share = config.synthesis.share
+    if share is None or not synthetic.any():
+        return BalancedSliceSampler(slices.categories, fractions, config.seed, context.rank, context.world_size,
+                                    lesions)
+    return SharedSliceSampler(synthetic[slices.case_of_slice].astype(np.int64), (1.0 - share, share),
+                              slices.categories, fractions, config.seed, context.rank, context.world_size, lesions)
+
+
 class _Run:
     """One model trained on one split."""
 
@@ -240,8 +254,7 @@ class _Run:
         fractions = (config.sampling.background_fraction, config.sampling.liver_fraction,
                      config.sampling.tumor_fraction)
         lesions = self.slices.lesions() if config.sampling.balance_lesions else None
-        sampler = BalancedSliceSampler(self.slices.categories, fractions, config.seed,
-                                       self.context.rank, self.context.world_size, lesions)
+        sampler = _sampler(self.slices, config, fractions, lesions, self.context)
         self.batches = StepBatches(self.slices, sampler, config.optimization.batch_size,
                                    config.optimization.steps_per_epoch, config.seed, self.context.rank,
                                    config.sampling.patch_size)

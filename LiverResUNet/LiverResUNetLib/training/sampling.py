@@ -97,6 +97,47 @@ class BalancedSliceSampler:
         return indices[self.rank::self.world_size]
 
 
+class SharedSliceSampler:
+    """Draws a fixed share of every batch from each group of slices (e.g. real and synthetic CTs), each group with
+    its own :class:`BalancedSliceSampler`: sixteen synthetic CTs beside one real one would otherwise fill sixteen
+    seventeenths of every batch, and the network would learn the synthetic CTs rather than the real one.
+
+    Args:
+        groups: the group of every slice (0, 1, ...).
+        shares: the wanted share of each group; groups without slices are skipped, the others renormalised.
+        categories, fractions, seed, rank, world_size, lesions: as for :class:`BalancedSliceSampler`, over all
+            slices; each lesion belongs to the group of its slices.
+    """
+
+    def __init__(self, groups: npt.ArrayLike, shares: Sequence[float], categories: npt.ArrayLike,
+                 fractions: Sequence[float], seed: int, rank: int = 0, world_size: int = 1,
+                 lesions: Sequence[npt.ArrayLike] | None = None) -> None:
+        group_of_slice, category_of_slice = np.asarray(groups), np.asarray(categories)
+        self.members = [np.flatnonzero(group_of_slice == group) for group in range(len(shares))]
+        weights = np.array([share if len(members) else 0.0 for share, members in zip(shares, self.members)])
+        if weights.sum() <= 0:
+            raise ValueError("there are no slices to sample from")
+        self.probabilities = weights / weights.sum()
+        self.samplers = [
+            BalancedSliceSampler(category_of_slice[members], fractions, seed + group,
+                                 lesions=[np.searchsorted(members, slices) for slices in lesions or ()
+                                          if group_of_slice[np.asarray(slices)[0]] == group] or None)
+            if len(members) else None for group, members in enumerate(self.members)]
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+
+    def epoch_indices(self, epoch: int, count: int) -> np.ndarray:
+        """This process's ``count`` slice indices for ``epoch`` (all processes draw from one shared stream)."""
+        total = count * self.world_size
+        chosen = np.random.default_rng([self.seed, int(epoch), len(self.members)]).choice(
+            len(self.members), size=total, p=self.probabilities)
+        indices = np.empty(total, dtype=np.int64)
+        for group, (members, sampler) in enumerate(zip(self.members, self.samplers)):
+            picked = np.flatnonzero(chosen == group)
+            if sampler is not None and picked.size:
+                indices[picked] = members[sampler.epoch_indices(epoch, picked.size)]
+        return indices[self.rank::self.world_size]
+
+
 def patch_corners(labels: np.ndarray, categories: np.ndarray, patch_size: int, rng: np.random.Generator
                   ) -> np.ndarray:
     """Top-left corners ``[n, 2]`` of ``patch_size`` patches around each slice's tumor / liver / anywhere.

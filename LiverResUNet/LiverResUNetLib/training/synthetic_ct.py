@@ -36,6 +36,8 @@ AIR_HU = -1000.0
 SKIN_MASK = "skin"
 # Inside the body, where no structure is drawn: fat and lean soft tissue (muscle, bowel) in smooth random patches.
 FAT_HU, LEAN_HU = (-120.0, -70.0), (10.0, 60.0)
+# Every synthetic case's id starts with this (``synthetic.<patient>.<copy>``).
+CASE_PREFIX = "synthetic."
 # Portal-venous liver when no real CT says otherwise.
 LIVER_HU = (70.0, 140.0)
 # Later priorities paint over earlier ones where masks overlap (a vessel in the liver, a tumor over a vessel).
@@ -132,10 +134,15 @@ def synthetic_sources(maps: list[Path], copies: int, seed: int, prior: Intensity
     for path in maps:
         patient = path.parent.name
         for copy in range(1, copies + 1):
-            case_id = f"synthetic.{patient}.{copy}"
+            case_id = f"{CASE_PREFIX}{patient}.{copy}"
             rng_seed = (seed, copy, zlib.crc32(patient.encode()))
             sources.append(CaseSource(case_id, path, _Generator(path, case_id, rng_seed, prior, cache)))
     return sources
+
+
+def is_synthetic(case_id: str) -> bool:
+    """Whether ``case_id`` names a synthetic CT (or a tumor stage's box of one)."""
+    return case_id.startswith(CASE_PREFIX)
 
 
 def training_sources(settings: SynthesisConfig, seed: int, real: list[CaseSource], cache: Path,
