@@ -19,7 +19,9 @@ from LiverResUNetLib.model.model_file import LoadedModel, load_model, new_card, 
 from LiverResUNetLib.model.resunet import build_network, default_architecture
 from LiverResUNetLib.preprocessing.intensity import PreprocessingParams
 from LiverResUNetLib.preprocessing.liver_box import liver_box, sized_params
-from LiverResUNetLib.training.config import TrainConfig
+from LiverResUNetLib.training.config import TrainConfig, apply_overrides
+from LiverResUNetLib.training.loop import train_model
+from LiverResUNetLib.training.loss import DiceCrossEntropyLoss
 from LiverResUNetLib.training.slices import jittered_livers
 from LiverResUNetLib.training.tumor_stage import tumor_stage_config
 
@@ -206,3 +208,30 @@ def test_the_tumor_stage_takes_its_own_equalisation_and_step_cap_and_the_rest_fr
     inherited = TrainConfig.from_dict({"preprocessing": {"equalization": "clahe"},
                                        "tumor_stage": {"equalization": None}})
     assert tumor_stage_config(inherited, inherited.preprocessing, tmp_path)[2].equalization == "clahe"
+
+
+@pytest.mark.parametrize("merges", [True, False])
+def test_the_liver_stage_learns_tumors_as_liver_unless_told_otherwise(tiny_phantom_dataset, tmp_path, monkeypatch,
+                                                                       merges):
+    """What each stage's loss is given: the liver stage liver and background only (liver_stage_merges_tumors), the
+    tumor stage the tumors too."""
+    seen = []
+    original = DiceCrossEntropyLoss.forward
+
+    def recording(self, logits, labels):
+        seen.append(int(labels.max()))
+        return original(self, logits, labels)
+
+    monkeypatch.setattr(DiceCrossEntropyLoss, "forward", recording)
+    config = apply_overrides(TrainConfig(), {
+        "data": str(tiny_phantom_dataset), "out": str(tmp_path / "run"), "seed": 1,
+        "preprocessing": {"input_size": 32, "pixel_size_mm": 12.0}, "network": {"base_width": 8, "depth": 3},
+        "sampling.tumor_fraction": 1.0, "optimization.batch_size": 4, "optimization.epochs": 1,
+        "optimization.steps_per_epoch": 3, "runtime.threads": 1, "runtime.workers": 0,
+        "tumor_stage.pixel_size_mm": 3.0, "tumor_stage.patch_size": 32,
+        "tumor_stage.network": {"base_width": 8, "depth": 3}, "tumor_stage.liver_stage_merges_tumors": merges})
+    train_model(config)
+    liver_stage, tumor_stage = seen[:3], seen[3:]
+    assert len(tumor_stage) == 3
+    assert max(liver_stage) == (1 if merges else 2)  # tumor slices only: a 2 in every batch without merging
+    assert max(tumor_stage) == 2

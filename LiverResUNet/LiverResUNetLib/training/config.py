@@ -107,6 +107,7 @@ class TumorStageConfig:
     box_margin_mm: float = 10.0
     liver_jitter_mm: float = 4.0
     tumor_dropout: float = 0.5
+    liver_stage_merges_tumors: bool = False
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
     max_steps: typing.Optional[int] = 800

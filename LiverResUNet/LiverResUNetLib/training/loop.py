@@ -47,6 +47,7 @@ from LiverResUNetLib.training.sampling import BalancedSliceSampler, SharedSliceS
 from LiverResUNetLib.training.slices import SliceSet, SliceStore, write_slice_store
 from LiverResUNetLib.training.splits import SMALL_COHORT, Split, default_val_fraction, make_splits
 from LiverResUNetLib.training.validation import validate
+from LiverResUNetLib.volume import LIVER
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
 STORE_FOLDER = "slice_store"
@@ -267,6 +268,10 @@ class _Run:
                                            weight_decay=optimization.weight_decay)
         self.loss = DiceCrossEntropyLoss(config.loss.dice_weight, config.loss.cross_entropy_weight)
         self.time_used = 0.0
+        stage = self.config.tumor_stage
+        # A cascade's liver stage learns liver (tumors included) against background; the tumor stage, the tumors.
+        self.merges_tumors = (stage.enabled and stage.liver_stage_merges_tumors
+                              and not self.config.preprocessing.liver_channel)
         self.state: dict[str, Any] = {
             "epoch": 0, "step": 0, "loss_sum": 0.0, "loss_count": 0, "history": [], "best": None,
             "epochs_without_improvement": 0, "seconds": 0.0, "lr": 0.0}
@@ -330,6 +335,8 @@ class _Run:
         device = self.context.device
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         params = self.config.preprocessing
+        if self.merges_tumors:
+            labels = labels.clamp(max=LIVER)
         images, labels = augment_batch(images, labels, self.config.augmentation,
                                        step_seed(self.config.seed, epoch, step, self.context.rank),
                                        slice_channels=params.channels - int(params.liver_channel))
