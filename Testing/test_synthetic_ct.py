@@ -160,7 +160,7 @@ def test_a_real_label_map_gives_the_labels_of_the_real_reader(real_patients):
     assert np.array_equal(case.label.array, real.label.array)
 
 
-def test_train_adds_synthetic_cts_to_both_stages_and_never_validates_them(tiny_phantom_dataset, tmp_path):
+def test_train_adds_synthetic_cts_to_the_liver_stage_and_never_validates_them(tiny_phantom_dataset, tmp_path):
     """The phantom cohort's own label maps (no skin mask: the whole grid is body) as label maps without CT."""
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "LiverResUNetLib", "train", "--data", str(tiny_phantom_dataset),
@@ -176,10 +176,11 @@ def test_train_adds_synthetic_cts_to_both_stages_and_never_validates_them(tiny_p
     assert set(synthetic) <= set(split["train"]) and len(split["val"]) == 1
     assert not any(case.startswith("synthetic.") for case in split["val"])
     assert "4 synthetic CTs trained (25% of every batch), never validated" in split["method"]
-    assert set(synthetic) <= set(card["tumor_stage"]["training"]["split"]["train"])
+    assert not any(case.startswith("synthetic.") for case in card["tumor_stage"]["training"]["split"]["train"])
     assert not (out / "synthetic_cts").exists()  # generated once for both stages, removed after training
     assert card["training"]["config"]["synthesis"] == {"label_maps": str(tiny_phantom_dataset.parent / "raw" /
-                                                                         "3Dircadb1"), "copies": 1, "share": 0.25}
+                                                                         "3Dircadb1"), "copies": 1, "share": 0.25,
+                                                        "tumor_stage": False}
 
 
 def test_train_names_a_folder_without_label_maps(tiny_phantom_dataset, tmp_path):

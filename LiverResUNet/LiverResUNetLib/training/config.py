@@ -120,12 +120,13 @@ class TumorStageConfig:
 @dataclass
 class SynthesisConfig:
     """Whole synthetic CTs generated from label maps without CT (``training/synthetic_ct.py``): ``copies`` of each
-    label map under ``label_maps`` join the training cases of both stages (never validated), and fill ``share`` of
-    every batch (null: drawn alike with the real slices)."""
+    label map under ``label_maps`` join the training cases of the liver stage (and of the tumor stage with
+    ``tumor_stage``; never validated), and fill ``share`` of every batch (null: drawn alike with the real slices)."""
 
     label_maps: typing.Optional[str] = None
     copies: int = 1
     share: typing.Optional[float] = 0.25
+    tumor_stage: bool = False
 
 
 @dataclass

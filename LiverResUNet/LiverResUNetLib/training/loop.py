@@ -51,7 +51,8 @@ from LiverResUNetLib.volume import LIVER
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE = "model.pth", "checkpoint.pth", "history.json", "config.yaml"
 STORE_FOLDER = "slice_store"
-# The synthetic CTs of a run (synthesis.label_maps), generated once for both stages, removed when training ends.
+# The synthetic CTs of a run (synthesis.label_maps), generated once for the stages that train on them, removed when
+# training ends.
 SYNTHETIC_FOLDER = "synthetic_cts"
 
 
@@ -203,15 +204,16 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
     stage_config, architecture, params = tumor_stage.tumor_stage_config(
         _replace(config, network=dataset.config.network), dataset.config.preprocessing, out)
     folder = out / STORE_FOLDER
+    cases = [case for case in split.train if config.synthesis.tumor_stage or not synthetic_ct.is_synthetic(case)]
     if dataset.context.is_main:
-        tumor_stage.write_box_store([dataset.sources[case] for case in split.train], params, architecture,
+        tumor_stage.write_box_store([dataset.sources[case] for case in cases], params, architecture,
                                     config.tumor_stage, config.seed, folder, progress)
     distributed.wait_for_main(dataset.context)
     try:
         store = SliceStore.open(folder)
         stage = _TrainingData(context=dataset.context, config=stage_config, architecture=architecture,
                               sources=dataset.sources, store=store,
-                              splits=[Split(train=tumor_stage.store_case_ids(store, split.train), val=[],
+                              splits=[Split(train=tumor_stage.store_case_ids(store, cases), val=[],
                                             seed=split.seed,
                                             method="the liver stage's training patients, none validated")])
         report = None if progress is None else (lambda fraction, message: progress(fraction, f"tumor stage: {message}"))
