@@ -74,6 +74,7 @@ def test_the_cascade_segments_and_its_tumor_stage_never_takes_liver_away(
     _, out = cascade_run
     cascade = load_model(out / "model.pth")
     assert cascade.card["tumor_stage"]["tumors_beyond_liver"] is True  # trained with tumor_dropout (default 0.5)
+    assert cascade.card["tumor_stage"]["adds_liver"] is True
     liver_only = LoadedModel(cascade.network, {key: value for key, value in cascade.card.items()
                                                if key != "tumor_stage"})
     for source in discover_cases(tiny_phantom_dataset)[:2]:
@@ -86,15 +87,15 @@ def test_the_cascade_segments_and_its_tumor_stage_never_takes_liver_away(
         assert set(np.unique(both)) <= {0, 1, 2}
 
 
-def _everything_is_tumor(tumors_beyond_liver: bool) -> LoadedModel:
-    """A cascade whose tumor network calls every pixel tumor."""
+def _everything_is_tumor(tumors_beyond_liver: bool, found: int = 2, adds_liver: bool = False) -> LoadedModel:
+    """A cascade whose tumor network calls every pixel ``found`` (2: tumor)."""
     params = PreprocessingParams(input_size=16, pixel_size_mm=2.0, liver_channel=True)
     architecture = {**default_architecture(), "in_channels": params.channels, "base_width": 4, "depth": 2}
     network = build_network(architecture)
     with torch.no_grad():
-        network.head.bias.copy_(torch.tensor([-50.0, -50.0, 50.0]))
+        network.head.bias.copy_(torch.tensor([-50.0, -50.0, -50.0]).index_fill_(0, torch.tensor(found), 50.0))
     card = {**new_card(default_architecture(), PreprocessingParams()),
-            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0, tumors_beyond_liver)}
+            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0, tumors_beyond_liver, adds_liver)}
     return LoadedModel(build_network(default_architecture()), card, None, network.eval())
 
 
@@ -120,6 +121,16 @@ def test_a_stage_trained_beyond_the_liver_grows_it_by_touching_tumors_within_the
     inside[box] = True
     assert np.array_equal(labels, np.where(inside, 2, 0))  # the whole box: one tumor touching the liver
     assert set(np.unique(labels)) == {0, 2} and (labels[liver > 0] == 2).all()  # none outside the final liver
+
+
+@pytest.mark.parametrize("adds_liver", [True, False])
+def test_a_stage_that_adds_liver_adds_what_it_finds_within_the_box_and_takes_none_away(adds_liver):
+    liver, hu = _liver_and_hu()
+    labels = add_tumors(hu, liver, _everything_is_tumor(False, found=1, adds_liver=adds_liver), (1.0, 1.0, 2.0),
+                        device="cpu")
+    inside = np.zeros(liver.shape, dtype=bool)
+    inside[liver_box(liver > 0, (1.0, 1.0, 2.0), 5.0)] = True
+    assert np.array_equal(labels, np.where(inside if adds_liver else liver > 0, 1, 0))
 
 
 def test_only_tumors_that_touch_the_given_liver_are_kept_and_kept_whole():

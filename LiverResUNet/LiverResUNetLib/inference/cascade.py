@@ -5,8 +5,10 @@ post-processing) gives the box that the tumor network sees at its own, finer pix
 as one more input channel. The tumor network's tumor counts only inside that liver; a stage trained to follow a
 tumor beyond the liver it is given (the card's ``tumors_beyond_liver``: a liver stage may take a large dark
 tumor for background) keeps each tumor that touches that liver whole, and the final liver grows by it. Either
-way a tumor voxel outside the final liver cannot occur. Only the box's slices are run, a batch at a time, so
-memory stays bounded by the batch.
+way a tumor voxel outside the final liver cannot occur. A stage whose card says ``adds_liver`` also adds the liver
+its network finds at the finer pixel size (it is trained on liver and tumor labels) to the liver stage's, within
+the box; the tumor stage never takes liver away. Only the box's slices are run, a batch at a time, so memory stays
+bounded by the batch.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
     pixel_spacing = (spacing[1], spacing[0])
     hu_box, liver_box_mask, labels_box = hu[box], liver[box], labels[box]
     tumor_box = np.zeros(hu_box.shape, dtype=bool)
+    found_liver_box = np.zeros(hu_box.shape, dtype=bool)
     params = sized_params(tumor_params, hu_box.shape[1:], pixel_spacing, network.size_multiple)
     grid = network_grid(hu_box.shape[1:], pixel_spacing, params)
     context, count = params.context_slices, hu_box.shape[0]
@@ -76,8 +79,11 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
                                  0, count - 1) - first
             inputs = torch.cat([torch.from_numpy(images)[torch.from_numpy(neighbours)],
                                 torch.from_numpy(masks)[:, None]], dim=1).to(device)
-            found = network_pass.labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)), grid)
-            tumor_box[start:stop] = (found == TUMOR).cpu().numpy()
+            found = network_pass.labels_on_grid(network(inputs.contiguous(memory_format=torch.channels_last)),
+                                                grid).cpu().numpy()
+            tumor_box[start:stop], found_liver_box[start:stop] = found == TUMOR, found == LIVER
+    if stage.get("adds_liver", False):
+        labels_box[found_liver_box] = LIVER
     if stage.get("tumors_beyond_liver", False):
         labels_box[touching(tumor_box, liver_box_mask)] = TUMOR
     else:
