@@ -93,7 +93,8 @@ def everything_liver_cascade(network: torch.nn.Module, architecture: dict, param
     with torch.no_grad():
         network.head.bias.copy_(torch.tensor([-50.0, 50.0, -50.0]))
     card = {**new_card(architecture, params),
-            "tumor_stage": tumor_stage_section(new_card(tumor_architecture, tumor_params), stage.box_margin_mm)}
+            "tumor_stage": tumor_stage_section(new_card(tumor_architecture, tumor_params), stage.box_margin_mm,
+                                               tumors_beyond_liver=stage.tumor_dropout > 0, adds_liver=True)}
     return LoadedModel(network, card, None, build_network(tumor_architecture))
 
 
