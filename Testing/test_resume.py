@@ -80,10 +80,12 @@ class _CancelAt:
         return self.remaining < 0
 
 
-def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tiny_phantom_dataset, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.5])
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tiny_phantom_dataset, tmp_path, ema_decay):
     def config(out):
         return apply_overrides(TrainConfig(), {**TINY, "data": str(tiny_phantom_dataset), "out": str(out),
                                                "optimization.epochs": 2, "optimization.steps_per_epoch": 6,
+                                               "optimization.ema_decay": ema_decay,
                                                "runtime.checkpoint_every_steps": 2})
 
     straight = train_model(config(tmp_path / "straight"))
@@ -103,6 +105,10 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tiny_phantom
         return [{key: value for key, value in row.items() if key != "seconds"} for row in card["training"]["history"]]
 
     assert without_times(found.card) == without_times(expected.card)
+    # With weight averaging the model kept is the average, not the last weights (which the checkpoint holds too).
+    last = load_checkpoint(tmp_path / "stopped" / "checkpoint.pth")["network"]
+    differs = [not torch.equal(value, last[name]) for name, value in found.network.state_dict().items()]
+    assert any(differs) == (ema_decay > 0)
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_phantom_dataset, tmp_path):

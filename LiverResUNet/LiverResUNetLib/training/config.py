@@ -83,6 +83,7 @@ class OptimizationConfig:
     schedule: str = "cosine"
     warmup_steps: int = 20
     early_stopping_patience: int = 10
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -195,6 +196,8 @@ class TrainConfig:
             problems.append(f"optimization.schedule must be one of {', '.join(SCHEDULES)}")
         if optimization.learning_rate <= 0:
             problems.append("optimization.learning_rate must be > 0")
+        if not 0.0 <= optimization.ema_decay < 1.0:
+            problems.append("optimization.ema_decay must be >= 0 and < 1 (0: no weight averaging)")
         if self.runtime.checkpoint_every_steps < 1:
             problems.append("runtime.checkpoint_every_steps must be at least 1")
         if self.runtime.workers is not None and self.runtime.workers < 0:
@@ -241,7 +244,7 @@ RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.ea
 
 # Options added since runs that may be resumed, whose defaults do what those runs did (nothing): a saved
 # configuration that lacks them resumes as if it held their defaults.
-ADDED_OFF = ("synthesis", "augmentation.phase_probability", "augmentation.phase_liver_shift",
+ADDED_OFF = ("synthesis", "optimization.ema_decay", "augmentation.phase_probability", "augmentation.phase_liver_shift",
              "augmentation.phase_tumor_shift")
 
 

@@ -269,6 +269,12 @@ class _Run:
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=optimization.learning_rate,
                                            weight_decay=optimization.weight_decay)
         self.loss = DiceCrossEntropyLoss(config.loss.dice_weight, config.loss.cross_entropy_weight)
+        decay = config.optimization.ema_decay
+        # The weights validated and saved: their moving average with ema_decay, else the network itself.
+        self.averaged = torch.optim.swa_utils.AveragedModel(
+            self.network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay), use_buffers=True
+        ) if decay > 0 else None
+        self.kept = self.network if self.averaged is None else self.averaged.module
         self.time_used = 0.0
         stage = self.config.tumor_stage
         # A cascade's liver stage learns liver (tumors included) against background; the tumor stage, the tumors.
@@ -351,6 +357,8 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.network)
         return float(loss.detach())
 
     def _end_epoch(self, partial: bool) -> None:
@@ -360,8 +368,8 @@ class _Run:
         continues it from its next step; its history row is replaced when the epoch is validated again.
         """
         epoch = self.state["epoch"]
-        distributed.share_buffers_of_main(self.network, self.context)
-        liver, tumor = validate(self.network, self._card(), self._validation_cases(), self.context,
+        distributed.share_buffers_of_main(self.kept, self.context)
+        liver, tumor = validate(self.kept, self._card(), self._validation_cases(), self.context,
                                 len(self.split.val)) if self.split.val else (None, None)
         loss_sum, loss_count = distributed.sum_across_processes(
             np.array([self.state["loss_sum"], self.state["loss_count"]], dtype=np.float64), self.context)
@@ -380,7 +388,7 @@ class _Run:
                                   "val_tumor_dice": tumor}
             self.state["epochs_without_improvement"] = 0
             if self.context.is_main:
-                self._save_model(self.network)
+                self._save_model(self.kept)
         elif not partial:
             self.state["epochs_without_improvement"] += 1
         if not partial:
@@ -419,6 +427,8 @@ class _Run:
                 raise input_error(checkpoint, "the data's patient split differs from the interrupted run's")
             self.network.load_state_dict(saved["network"])
             self.optimizer.load_state_dict(saved["optimizer"])
+            if self.averaged is not None:
+                self.averaged.load_state_dict(saved["averaged"])
             self.state = saved["state"]
             if self.context.is_main:
                 remove_partial_files(self.out)
@@ -434,7 +444,7 @@ class _Run:
             save_checkpoint(self.out / CHECKPOINT_FILE, {
                 "config": self.config.to_dict(), "split": self.split.to_dict(),
                 "network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "state": self.state})
+                "state": self.state, **({} if self.averaged is None else {"averaged": self.averaged.state_dict()})})
 
     def _save_model(self, network: torch.nn.Module) -> None:
         save_model(self.out / MODEL_FILE, network, self._card())

@@ -6,9 +6,9 @@ them) that the few real CTs do not show, from intensities that vary more than an
 
 What is assumed (no CT of these patients is available): the HU ranges below, from typical portal-venous values;
 the liver's range is learnt from real training CTs when they are given (:func:`learnt_prior`); the tumors' contrast
-to the liver is drawn as ``training/synthesis.py`` draws a pasted lesion's, over a wider range. Labels follow ``datasets/ircadb.py``:
-liver = liver mask ∪ liver tumors, tumor = liver tumor masks (cysts, ``metastasectomie`` and adrenal tumors are not
-liver tumors; they are drawn, labelled as what surrounds them).
+to the liver is drawn as ``training/synthesis.py`` draws a pasted lesion's, over a wider range. Labels follow
+``datasets/ircadb.py``: liver = liver mask ∪ liver tumors, tumor = liver tumor masks (cysts, ``metastasectomie`` and
+adrenal tumors are not liver tumors; they are drawn, labelled as what surrounds them).
 """
 
 from __future__ import annotations
