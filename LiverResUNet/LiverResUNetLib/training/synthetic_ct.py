@@ -6,9 +6,9 @@ them) that the few real CTs do not show, from intensities that vary more than an
 
 What is assumed (no CT of these patients is available): the HU ranges below, from typical portal-venous values;
 the liver's range is learnt from real training CTs when they are given (:func:`learnt_prior`); the tumors' contrast
-to the liver is drawn as ``training/synthesis.py`` draws a pasted lesion's, over a wider range. Labels follow
-``datasets/ircadb.py``: liver = liver mask ∪ liver tumors, tumor = liver tumor masks (cysts, ``metastasectomie`` and
-adrenal tumors are not liver tumors; they are drawn, labelled as what surrounds them).
+to the liver is drawn as ``training/synthesis.py`` draws a pasted lesion's. Labels follow ``datasets/ircadb.py``:
+liver = liver mask ∪ liver tumors, tumor = liver tumor masks (cysts, ``metastasectomie`` and adrenal tumors are not
+liver tumors; they are drawn, labelled as what surrounds them).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from LiverResUNetLib.datasets.cases import Case, CaseSource
 from LiverResUNetLib.datasets.ircadb import LIVER_MASK, is_tumor_mask
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.training.config import SynthesisConfig
-from LiverResUNetLib.training.synthesis import MASKS, label_maps, lesion_shift, mask_series, read_mask
+from LiverResUNetLib.training.synthesis import CONTRAST_HU, MASKS, label_maps, lesion_shift, mask_series, read_mask
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
 AIR_HU = -1000.0
@@ -61,10 +61,6 @@ TISSUES: tuple[tuple[str, tuple[float, float], int], ...] = (
     (r"stones?", (150.0, 600.0), _DENSE),
     (r"metal", (1500.0, 3000.0), _DENSE),
 )
-# The tumors' contrast to the liver (HU, either sign): wider than a pasted lesion's (synthesis.CONTRAST_HU), so that
-# the liver stage also sees tumors as dark as large necrotic metastases (85 HU below the liver in 3Dircadb1.7) and
-# learns them as part of the liver; widened further to hold the real training CTs' own.
-TUMOR_CONTRAST_HU = (15.0, 100.0)
 # Any other structure (heart, colon, ...) is soft tissue.
 OTHER_HU = (0.0, 70.0)
 # Texture (HU, per structure), shading (HU), partial-volume blur (voxels: slices, rows and columns), noise (HU).
@@ -85,7 +81,7 @@ class IntensityPrior:
     from, and where they come from."""
 
     liver_hu: tuple[float, float] = LIVER_HU
-    contrast_hu: tuple[float, float] = TUMOR_CONTRAST_HU
+    contrast_hu: tuple[float, float] = CONTRAST_HU
     source: str = "assumed (typical portal-venous CT)"
 
     def describe(self) -> str:
@@ -96,7 +92,7 @@ class IntensityPrior:
 def learnt_prior(cases: Iterable[Case]) -> IntensityPrior:
     """The prior of real CTs: the liver's mean drawn within [lowest median - IQR, highest median + IQR] of their
     liver voxels (IQR the widest of them), the tumor contrast range widened to hold each CT's (median tumor - median
-    liver) when it falls outside ``TUMOR_CONTRAST_HU``. The default prior when no case has a liver."""
+    liver) when it falls outside ``CONTRAST_HU``. The default prior when no case has a liver."""
     livers, contrasts = [], []
     for case in cases:
         hu, labels = np.asarray(case.image.array), np.asarray(case.label.array)
@@ -110,7 +106,7 @@ def learnt_prior(cases: Iterable[Case]) -> IntensityPrior:
     if not livers:
         return IntensityPrior()
     medians, spread = [median for median, _ in livers], max(iqr for _, iqr in livers)
-    contrast = (min([TUMOR_CONTRAST_HU[0], *contrasts]), max([TUMOR_CONTRAST_HU[1], *contrasts]))
+    contrast = (min([CONTRAST_HU[0], *contrasts]), max([CONTRAST_HU[1], *contrasts]))
     return IntensityPrior((min(medians) - spread, max(medians) + spread), contrast,
                           f"learnt from {len(livers)} real CT(s) (liver median {', '.join(f'{m:.0f}' for m in medians)}"
                           f" HU, IQR up to {spread:.0f} HU)")
