@@ -31,7 +31,7 @@ TINY_CASCADE = ["--set", "preprocessing.input_size=32", "--set", "preprocessing.
                 "--set", "network.base_width=8", "--set", "network.depth=3",
                 "--set", "optimization.warmup_steps=5", "--lr", "0.01", "--batch-size", "8", "--threads", "1",
                 "--set", "tumor_stage.pixel_size_mm=3", "--set", "tumor_stage.patch_size=32",
-                "--set", "tumor_stage.network={base_width: 8, depth: 3}"]
+                "--set", "tumor_stage.network={base_width: 8, depth: 3}", "--set", "tumor_stage.synthetic_copies=2"]
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ class TumorStageConfig:
     max_steps: typing.Optional[int] = 800
     equalization: typing.Optional[str] = "none"
     tumor_shapes: typing.Optional[str] = None
-    synthetic_copies: int = 2
+    synthetic_copies: int = 6
     synthetic_tumors: int = 3
 
 
