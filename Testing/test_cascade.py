@@ -75,6 +75,7 @@ def test_the_cascade_segments_and_its_tumor_stage_never_takes_liver_away(
     cascade = load_model(out / "model.pth")
     assert cascade.card["tumor_stage"]["tumors_beyond_liver"] is True  # trained with tumor_dropout (default 0.5)
     assert cascade.card["tumor_stage"]["adds_liver"] is True
+    assert cascade.card["tumor_stage"]["beyond_liver_mm"] == 20.0  # config tumor_stage.beyond_liver_mm
     liver_only = LoadedModel(cascade.network, {key: value for key, value in cascade.card.items()
                                                if key != "tumor_stage"})
     for source in discover_cases(tiny_phantom_dataset)[:2]:
@@ -87,7 +88,8 @@ def test_the_cascade_segments_and_its_tumor_stage_never_takes_liver_away(
         assert set(np.unique(both)) <= {0, 1, 2}
 
 
-def _everything_is_tumor(tumors_beyond_liver: bool, found: int = 2, adds_liver: bool = False) -> LoadedModel:
+def _everything_is_tumor(tumors_beyond_liver: bool, found: int = 2, adds_liver: bool = False,
+                         beyond_liver_mm: float | None = None) -> LoadedModel:
     """A cascade whose tumor network calls every pixel ``found`` (2: tumor)."""
     params = PreprocessingParams(input_size=16, pixel_size_mm=2.0, liver_channel=True)
     architecture = {**default_architecture(), "in_channels": params.channels, "base_width": 4, "depth": 2}
@@ -95,7 +97,8 @@ def _everything_is_tumor(tumors_beyond_liver: bool, found: int = 2, adds_liver: 
     with torch.no_grad():
         network.head.bias.copy_(torch.tensor([-50.0, -50.0, -50.0]).index_fill_(0, torch.tensor(found), 50.0))
     card = {**new_card(default_architecture(), PreprocessingParams()),
-            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0, tumors_beyond_liver, adds_liver)}
+            "tumor_stage": tumor_stage_section(new_card(architecture, params), 5.0, tumors_beyond_liver, adds_liver,
+                                                beyond_liver_mm)}
     return LoadedModel(build_network(default_architecture()), card, None, network.eval())
 
 
@@ -121,6 +124,18 @@ def test_a_stage_trained_beyond_the_liver_grows_it_by_touching_tumors_within_the
     inside[box] = True
     assert np.array_equal(labels, np.where(inside, 2, 0))  # the whole box: one tumor touching the liver
     assert set(np.unique(labels)) == {0, 2} and (labels[liver > 0] == 2).all()  # none outside the final liver
+
+
+def test_a_tumor_is_followed_beyond_the_liver_only_as_far_as_the_card_says():
+    liver, hu = _liver_and_hu()
+    spacing = (1.0, 1.0, 2.0)
+    labels = add_tumors(hu, liver, _everything_is_tumor(True, beyond_liver_mm=3.0), spacing, device="cpu")
+    assert (labels[liver > 0] == 2).all() and set(np.unique(labels)) == {0, 2}
+    assert labels[2, 10:25, 12:30].all() and not labels[1].any()  # 2 mm above the liver followed, 4 mm not
+    assert labels[3:9, 10:25, 9].all() and not labels[3:9, 10:25, 8].any()  # 3 mm to the side, not 4 mm
+    assert not labels[3:9, 6, 8].any()  # nor the box's corners, that the stage without a reach would keep
+    reachless = add_tumors(hu, liver, _everything_is_tumor(True), spacing, device="cpu")
+    assert np.count_nonzero(reachless) > np.count_nonzero(labels)
 
 
 @pytest.mark.parametrize("adds_liver", [True, False])
@@ -156,6 +171,10 @@ def test_a_cascade_file_needs_its_tumor_weights_and_a_tumor_stage_alone_does_not
     broken = {**cascade.card, "tumor_stage": {**cascade.card["tumor_stage"], "box_margin_mm": -1}}
     save_model(tmp_path / "broken.pth", cascade.network, broken, cascade.tumor_network)
     with pytest.raises(InputError, match="box_margin_mm"):
+        load_model(tmp_path / "broken.pth")
+    broken = {**cascade.card, "tumor_stage": {**cascade.card["tumor_stage"], "beyond_liver_mm": -5}}
+    save_model(tmp_path / "broken.pth", cascade.network, broken, cascade.tumor_network)
+    with pytest.raises(InputError, match="beyond_liver_mm must be > 0, got -5"):
         load_model(tmp_path / "broken.pth")
 
 

@@ -4,8 +4,10 @@ The liver stage (the model's first network) labels whole slices at its pixel siz
 post-processing) gives the box that the tumor network sees at its own, finer pixel size, with the liver mask
 as one more input channel. The tumor network's tumor counts only inside that liver; a stage trained to follow a
 tumor beyond the liver it is given (the card's ``tumors_beyond_liver``: a liver stage may take a large dark
-tumor for background) keeps each tumor that touches that liver whole, and the final liver grows by it. Either
-way a tumor voxel outside the final liver cannot occur. A stage whose card says ``adds_liver`` also adds the liver
+tumor for background) keeps each tumor that touches that liver whole, and the final liver grows by it, up to the
+card's ``beyond_liver_mm`` from the liver stage's liver where the card has one (a stage that follows tumors also
+follows the dark stomach beside the liver; a tumor the liver stage missed lies within that reach). Either way a tumor
+voxel outside the final liver cannot occur. A stage whose card says ``adds_liver`` also adds the liver
 its network finds at the finer pixel size (it is trained on liver and tumor labels) to the liver stage's, within
 the box; the tumor stage never takes liver away. Only the box's slices are run, a batch at a time, so memory stays
 bounded by the batch.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import typing
 
 import numpy as np
+from scipy import ndimage
 
 from LiverResUNetLib.callbacks import CancelCheck, Progress
 from LiverResUNetLib.components import label_components
@@ -85,7 +88,10 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
     if stage.get("adds_liver", False):
         labels_box[found_liver_box] = LIVER
     if stage.get("tumors_beyond_liver", False):
-        labels_box[touching(tumor_box, liver_box_mask)] = TUMOR
+        followed = touching(tumor_box, liver_box_mask)
+        if stage.get("beyond_liver_mm") is not None:
+            followed &= within(liver_box_mask, spacing, float(stage["beyond_liver_mm"])) | liver_box_mask
+        labels_box[followed] = TUMOR
     else:
         labels_box[tumor_box & liver_box_mask] = TUMOR
     return labels
@@ -98,3 +104,12 @@ def touching(tumor: np.ndarray, liver: np.ndarray) -> np.ndarray:
     kept[components[liver & tumor]] = True
     kept[0] = False
     return kept[components]
+
+
+def within(mask: np.ndarray, spacing: tuple[float, ...], reach_mm: float) -> np.ndarray:
+    """The voxels at most ``reach_mm`` (Euclidean, in mm; ``spacing`` is ``(di, dj, dk)``) from a voxel of ``mask``
+    ``[k, j, i]``; all False when ``mask`` is empty."""
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=bool)
+    distance = ndimage.distance_transform_edt(~mask, sampling=(spacing[2], spacing[1], spacing[0]))
+    return distance <= reach_mm

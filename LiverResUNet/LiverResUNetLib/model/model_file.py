@@ -316,6 +316,9 @@ def _check_tumor_stage(stage: object, path: str | Path) -> None:
                                 "size in mm")
     if not isinstance(stage["box_margin_mm"], (int, float)) or stage["box_margin_mm"] < 0:
         raise input_error(path, f"the tumor stage's box_margin_mm must be >= 0, got {stage['box_margin_mm']!r}")
+    reach = stage.get("beyond_liver_mm")
+    if reach is not None and (not isinstance(reach, (int, float)) or reach <= 0):
+        raise input_error(path, f"the tumor stage's beyond_liver_mm must be > 0, got {reach!r}")
 
 
 def _check_network(card: dict[str, Any], path: str | Path) -> None:

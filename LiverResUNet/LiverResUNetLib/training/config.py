@@ -108,6 +108,7 @@ class TumorStageConfig:
     box_margin_mm: float = 10.0
     liver_jitter_mm: float = 4.0
     tumor_dropout: float = 0.5
+    beyond_liver_mm: typing.Optional[float] = 20.0
     liver_stage_merges_tumors: bool = False
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
@@ -229,6 +230,8 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
         problems.append("tumor_stage.max_steps must be at least 1 (or null: the liver stage's schedule)")
     if not 0.0 <= stage.tumor_dropout <= 1.0:
         problems.append("tumor_stage.tumor_dropout must be between 0 and 1")
+    if stage.beyond_liver_mm is not None and not stage.beyond_liver_mm > 0:
+        problems.append("tumor_stage.beyond_liver_mm must be positive or null")
     if stage.equalization is not None and stage.equalization not in EQUALIZATIONS:
         problems.append(f"tumor_stage.equalization must be one of {', '.join(EQUALIZATIONS)} or null")
     if not 0.0 < stage.time_share < 1.0:

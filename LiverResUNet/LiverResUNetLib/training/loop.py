@@ -224,7 +224,8 @@ def _with_tumor_stage(liver_model: Path, config: TrainConfig, dataset: _Training
             shutil.rmtree(folder, ignore_errors=True)
     if dataset.context.is_main:
         write_cascade(liver_model, tumor_model, config.tumor_stage.box_margin_mm,
-                      tumors_beyond_liver=config.tumor_stage.tumor_dropout > 0, adds_liver=True)
+                      tumors_beyond_liver=config.tumor_stage.tumor_dropout > 0, adds_liver=True,
+                      beyond_liver_mm=config.tumor_stage.beyond_liver_mm)
     distributed.wait_for_main(dataset.context)
     return liver_model
 
