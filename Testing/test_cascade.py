@@ -238,6 +238,15 @@ def test_the_tumor_stage_takes_its_own_equalisation_and_step_cap_and_the_rest_fr
     inherited = TrainConfig.from_dict({"preprocessing": {"equalization": "clahe"},
                                        "tumor_stage": {"equalization": None}})
     assert tumor_stage_config(inherited, inherited.preprocessing, tmp_path)[2].equalization == "clahe"
+    noisy = TrainConfig.from_dict({"augmentation": {"noise_std": 0.08, "contrast": 0.3},
+                                   "tumor_stage": {"augmentation": {"noise_std": 0.02}}})
+    augmentation = tumor_stage_config(noisy, noisy.preprocessing, tmp_path)[0].augmentation
+    assert (augmentation.noise_std, augmentation.contrast) == (0.02, 0.3)  # its own noise, the run's contrast
+    for bad, reason in (({"noise": 0.1}, "unknown option.*augmentation.noise;"),
+                        ({"scale_min": 0}, "augmentation.scale_min must be > 0")):
+        with pytest.raises(InputError, match=f"tumor_stage: {reason}"):
+            tumor_stage_config(TrainConfig.from_dict({"tumor_stage": {"augmentation": bad}}), noisy.preprocessing,
+                               tmp_path)
 
 
 @pytest.mark.parametrize("merges", [True, False])

@@ -112,6 +112,7 @@ class TumorStageConfig:
     liver_stage_merges_tumors: bool = False
     time_share: float = 0.5
     network: dict = field(default_factory=dict)
+    augmentation: dict = field(default_factory=dict)
     max_steps: typing.Optional[int] = 800
     equalization: typing.Optional[str] = "none"
     tumor_shapes: typing.Optional[str] = None

@@ -54,12 +54,13 @@ def tumor_stage_config(config: TrainConfig, liver_params: PreprocessingParams,
     values = config.to_dict()
     values.update(out=str(out), network=architecture, preprocessing=params.to_dict())
     values["sampling"]["patch_size"] = stage.patch_size
+    values["augmentation"].update(stage.augmentation)
     schedule = values["optimization"]
     if stage.max_steps is not None and schedule["epochs"] * schedule["steps_per_epoch"] > stage.max_steps:
         schedule["epochs"] = max(1, stage.max_steps // schedule["steps_per_epoch"])
     if config.runtime.max_minutes is not None:
         values["runtime"]["max_minutes"] = config.runtime.max_minutes * stage.time_share
-    return TrainConfig.from_dict(values), architecture, params
+    return TrainConfig.from_dict(values, "tumor_stage").check("tumor_stage"), architecture, params
 
 
 def check_tumor_stage(config: TrainConfig, liver_architecture: dict, liver_params: PreprocessingParams) -> None:
