@@ -241,15 +241,16 @@ def _tumor_stage_problems(stage: TumorStageConfig) -> list[str]:
 
 
 # Options a resumed run may change; every other one changes what is learned and must match the interrupted run
-# (the data may move, but the split's case ids are checked separately).
+# (the data may move, but the split's case ids are checked separately). tumor_stage.beyond_liver_mm only goes into
+# the card, for inference.
 RESUME_FREE = ("data", "out", "runtime", "optimization.epochs", "optimization.early_stopping_patience",
-               "postprocessing")
+               "postprocessing", "tumor_stage.beyond_liver_mm")
 
 
 # Options added since runs that may be resumed, whose defaults do what those runs did (nothing): a saved
 # configuration that lacks them resumes as if it held their defaults.
 ADDED_OFF = ("synthesis", "optimization.ema_decay", "augmentation.phase_probability", "augmentation.phase_liver_shift",
-             "augmentation.phase_tumor_shift")
+             "augmentation.phase_tumor_shift", "tumor_stage.augmentation")
 
 
 def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -260,8 +261,11 @@ def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
         *sections, name = key.split(".")
         into, default = filled, defaults
         for section in sections:
-            into, default = into.setdefault(section, {}), default[section]
-        into.setdefault(name, default[name])
+            if section not in into:  # a whole section missing is a difference of its own
+                break
+            into, default = into[section], default[section]
+        else:
+            into.setdefault(name, default[name])
     return [key for key, (old, new) in _flat_pairs(filled, current)
             if old != new and not any(key == free or key.startswith(free + ".") for free in RESUME_FREE)]
 
