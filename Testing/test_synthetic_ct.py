@@ -18,6 +18,7 @@ from LiverResUNetLib.phantom.ircadb_writer import write_patient_dicom_series
 from LiverResUNetLib.training.synthetic_ct import (
     AIR_HU,
     IntensityPrior,
+    body_background,
     learnt_prior,
     synthetic_case,
     synthetic_sources,
@@ -91,6 +92,15 @@ def test_labels_follow_the_dataset_rules_and_each_structure_has_its_tissue(label
     assert abs(median(structures["livertumor01"]) - median(liver_only)) >= 10  # its contrast to the liver
     assert median(structures["bone"]) > 200 > median(structures["portalvein"]) > 100
     assert median(structures["liverkyst"]) < median(liver_only) - 20  # water-like cyst in the liver
+
+
+def test_the_unlabelled_body_holds_organs_as_bright_as_the_liver_beside_fat_and_lean_tissue():
+    """Unlabelled organs (a label map without heart or spleen) as blobs: one kind liver-bright, one any soft tissue."""
+    for seed in range(3):
+        hu = body_background((20, 100, 100), (1.0, 1.0, 2.0), np.random.default_rng(seed), liver_hu=110.0)
+        assert 0.02 <= ((hu >= 100) & (hu <= 150)).mean() <= 0.25  # the liver-bright kind: 3-12 % (+ the other)
+        assert (hu <= 60).mean() >= 0.75  # fat and lean elsewhere
+        assert len(np.unique(hu[hu > 60])) <= 2  # each kind of blob one mean HU (texture and noise come later)
 
 
 def test_the_same_seed_gives_the_same_ct_and_a_zip_reads_as_the_folder(label_map, tmp_path):

@@ -63,12 +63,18 @@ TISSUES: tuple[tuple[str, tuple[float, float], int], ...] = (
 )
 # Any other structure (heart, colon, ...) is soft tissue.
 OTHER_HU = (0.0, 70.0)
+# Organs that a label map does not hold (the heart, spleen, stomach, bowel of most of 3D-IRCADb-01's) as smooth blobs
+# in the unlabelled body, two kinds a CT: one about as bright as its liver (HU added to the liver's: the heart's blood
+# and the spleen are as bright or brighter in the portal phase), one anywhere in the soft-tissue range. Without them
+# everything liver-bright in a synthetic CT is liver, and a network learns the liver by its HU alone.
+LIVER_LIKE_HU, SOFT_TISSUE_HU = (-10.0, 40.0), (-10.0, 200.0)
+DISTRACTOR_SHARE = (0.03, 0.12)
 # Texture (HU, per structure), shading (HU), partial-volume blur (voxels: slices, rows and columns), noise (HU).
 TEXTURE_HU = (2.0, 12.0)
 BIAS_HU = (0.0, 25.0)
 BLUR_SLICES, BLUR_PIXELS = (0.3, 0.8), (0.4, 1.0)
 NOISE_HU = (6.0, 25.0)
-_BIAS_CELL_MM, _BODY_CELL_MM, _TEXTURE_CELL_MM = 80.0, 15.0, 2.0
+_BIAS_CELL_MM, _BODY_CELL_MM, _TEXTURE_CELL_MM, _DISTRACTOR_CELL_MM = 80.0, 15.0, 2.0, 40.0
 _BODY, _LIVER_TISSUE = 1, 2
 HU_RANGE = (-1024.0, 3071.0)
 # The liver's HU is learnt from this many real CTs at most (each is read once more).
@@ -221,7 +227,7 @@ def synthetic_case(path: Path, case_id: str, rng: np.random.Generator,
     for index, tissue_slice in enumerate(tissues):
         field[index] *= texture[tissue_slice]
     hu += field
-    field = _body_background(tissues.shape, spacing, rng)
+    field = body_background(tissues.shape, spacing, rng, float(means[_LIVER_TISSUE]))
     np.copyto(hu, field, where=tissues == _BODY)
     _draw_tumors(hu, labels, rng, prior)
     inside = tissues > 0
@@ -301,8 +307,10 @@ def _smooth_field(shape: tuple[int, ...], spacing: tuple[float, ...], cell_mm: f
     return field[0, 0].numpy()
 
 
-def _body_background(shape: tuple[int, ...], spacing: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
-    """HU of the body where no structure is drawn: fat and lean tissue in smooth patches (a random share of fat)."""
+def body_background(shape: tuple[int, ...], spacing: tuple[float, ...], rng: np.random.Generator,
+                     liver_hu: float) -> np.ndarray:
+    """HU of the body where no structure is drawn: fat and lean tissue in smooth patches (a random share of fat), and
+    blobs of unlabelled organs, one kind about as bright as the liver (``liver_hu``), one of any soft tissue."""
     fat, lean = rng.uniform(*FAT_HU), rng.uniform(*LEAN_HU)
     threshold = rng.uniform(-0.6, 0.6)
     share = _smooth_field(shape, spacing, _BODY_CELL_MM, rng)
@@ -314,6 +322,11 @@ def _body_background(shape: tuple[int, ...], spacing: tuple[float, ...], rng: np
     np.reciprocal(share, out=share)
     share *= fat - lean
     share += lean
+    blobs = _smooth_field(shape, spacing, _DISTRACTOR_CELL_MM, rng)
+    shares = rng.uniform(*DISTRACTOR_SHARE, size=2)
+    high, low = np.quantile(blobs[::4, ::8, ::8], [1.0 - shares[0], shares[1]])
+    np.copyto(share, np.float32(liver_hu + rng.uniform(*LIVER_LIKE_HU)), where=blobs > high)
+    np.copyto(share, np.float32(rng.uniform(*SOFT_TISSUE_HU)), where=blobs < low)
     return share
 
 
