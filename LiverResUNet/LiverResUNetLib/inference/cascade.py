@@ -89,7 +89,7 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
         labels_box[found_liver_box] = LIVER
     if stage.get("tumors_beyond_liver", False):
         followed = touching(tumor_box, liver_box_mask)
-        if stage.get("beyond_liver_mm") is not None:
+        if stage.get("beyond_liver_mm") is not None and (followed & ~liver_box_mask).any():
             followed &= within(liver_box_mask, spacing, float(stage["beyond_liver_mm"])) | liver_box_mask
         labels_box[followed] = TUMOR
     else:
