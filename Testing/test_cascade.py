@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.errors import InputError
-from LiverResUNetLib.inference.cascade import add_tumors, touching
+from LiverResUNetLib.inference.cascade import add_tumors, touching, within
 from LiverResUNetLib.inference.postprocessing import PostprocessOptions
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.cascade import tumor_stage_section
@@ -136,6 +137,17 @@ def test_a_tumor_is_followed_beyond_the_liver_only_as_far_as_the_card_says():
     assert not labels[3:9, 6, 8].any()  # nor the box's corners, that the stage without a reach would keep
     reachless = add_tumors(hu, liver, _everything_is_tumor(True), spacing, device="cpu")
     assert np.count_nonzero(reachless) > np.count_nonzero(labels)
+
+
+def test_the_reach_is_measured_exactly_though_only_around_the_candidates():
+    rng = np.random.default_rng(0)
+    mask = ndimage.binary_dilation(rng.random((12, 40, 50)) > 0.995, iterations=2)
+    candidates = rng.random(mask.shape) > 0.7
+    candidates[:, :, 25:] = False  # the candidates' box is half the volume
+    spacing = (0.8, 0.7, 2.0)
+    distance = ndimage.distance_transform_edt(~mask, sampling=(2.0, 0.7, 0.8))
+    assert np.array_equal(within(mask, candidates, spacing, 5.0), candidates & (distance <= 5.0))
+    assert not within(np.zeros_like(mask), candidates, spacing, 5.0).any()
 
 
 @pytest.mark.parametrize("adds_liver", [True, False])

@@ -4,8 +4,10 @@ Accuracy is judged on real CT. This trains on one real patient and tests on the 
 1.7 -> 1.1), each with the default configuration (or --config / --set for an experiment), through the real
 commands a user chains:
   1. `prepare` each patient of ../shared/data/3Dircadb1 (reused by later runs);
-  2. `train --val-fraction 0 --max-minutes M` on one patient (nnU-Net's fold "all": the last model is kept),
-     with --phantoms N that patient plus N phantom patients (`phantom`, then `prepare`), for tumor variety;
+  2. `train --val-fraction 0 --max-minutes M --synthetic-cts LABEL_MAPS` on one patient (nnU-Net's fold "all": the
+     last model is kept) and synthetic CTs from the 16 label maps without CT of ../shared/data (since 2026-12-07;
+     --label-maps none: the real CT alone), with --phantoms N that patient plus N phantom patients (`phantom`, then
+     `prepare`);
   3. `evaluate` that model on the other patient, and on the patient it was trained on ("fit": whether the
      network learnt real CT at all, apart from whether it generalises); the liver is also scored outside the
      other patient's reference tumors (whether the liver is found where no tumor confuses it).
@@ -17,7 +19,7 @@ Nothing derived from the real data leaves benchmarks/output/ (git-ignored): the 
 
 Usage (from the repository root; about 2 x (M + 2) minutes on 2 CPU cores):
     .venv/bin/python benchmarks/train_real.py [--minutes 20] [--tag NAME] [--config YAML] [--set KEY=VALUE ...]
-        [--phantoms N]
+        [--phantoms N] [--label-maps DIR|none]
 Writes benchmarks/output/train_real/<tag>/results.json; exit status 1 when a target is missed.
 """
 
@@ -31,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "3Dircadb1"
+LABEL_MAPS = REPO.parent / "shared" / "data" / "3Dircadb1-masks-only"
 OUTPUT = REPO / "benchmarks" / "output" / "train_real"
 PATIENTS = ("3Dircadb1.1", "3Dircadb1.7")
 LIVER_TARGET, POOLED_TUMOR_TARGET = 0.93, 0.50
@@ -46,6 +49,9 @@ def parse_arguments() -> argparse.Namespace:
                         help="passed to `train --set` (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (this machine has 2 cores)")
     parser.add_argument("--data", type=Path, default=REAL_DATA, help="folder holding the two patients")
+    parser.add_argument("--label-maps", default=str(LABEL_MAPS), metavar="DIR",
+                        help="label maps without CT, passed to train as --synthetic-cts (default: the 16 patients of "
+                             "../shared/data/3Dircadb1-masks-only; none: the real CT alone)")
     parser.add_argument("--phantoms", type=int, default=0, metavar="N",
                         help="phantom patients (512 x 512) added to each training set (default 0: real CT only)")
     return parser.parse_args()
@@ -120,6 +126,8 @@ def direction(train: str, test: str, args: argparse.Namespace, folder: Path) -> 
     shutil.rmtree(run, ignore_errors=True)
     training = ["train", "--data", training_set(train, args, folder), "--out", run / "run", "--val-fraction", "0",
                 "--max-minutes", args.minutes, "--threads", args.threads, "--device", "cpu"]
+    if args.label_maps != "none":
+        training += ["--synthetic-cts", args.label_maps]
     if args.config:
         training += ["--config", args.config]
     for option in args.set:
@@ -155,6 +163,10 @@ def main() -> int:
     from LiverResUNetLib.evaluation.metrics import summarise
 
     args = parse_arguments()
+    if args.label_maps != "none" and not Path(args.label_maps).is_dir():
+        print(f"error: {args.label_maps}: no such folder of label maps (--label-maps none: real CT alone)",
+              file=sys.stderr)
+        return 2
     missing = [patient for patient in PATIENTS if not (args.data / patient).is_dir()]
     if missing:
         print(f"error: {args.data}: no {', '.join(missing)} (the real patients of ../shared/data)", file=sys.stderr)
@@ -170,7 +182,7 @@ def main() -> int:
     pooled = summarise(cases)
     summary = {
         "tag": args.tag, "minutes": args.minutes, "config": str(args.config or "defaults"), "set": args.set,
-        "phantoms": args.phantoms,
+        "phantoms": args.phantoms, "label_maps": args.label_maps,
         "directions": results,
         "pooled": {name: scores(pooled["global"][name]) for name in ("liver", "tumor")},
         "pooled_lesions": {key: pooled["lesions"][key] for key in ("reference_lesions", "detected", "missed",

@@ -89,8 +89,9 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
         labels_box[found_liver_box] = LIVER
     if stage.get("tumors_beyond_liver", False):
         followed = touching(tumor_box, liver_box_mask)
-        if stage.get("beyond_liver_mm") is not None and (followed & ~liver_box_mask).any():
-            followed &= within(liver_box_mask, spacing, float(stage["beyond_liver_mm"])) | liver_box_mask
+        if stage.get("beyond_liver_mm") is not None:
+            followed &= within(liver_box_mask, followed & ~liver_box_mask, spacing, float(stage["beyond_liver_mm"]))
+            followed |= tumor_box & liver_box_mask
         labels_box[followed] = TUMOR
     else:
         labels_box[tumor_box & liver_box_mask] = TUMOR
@@ -106,10 +107,14 @@ def touching(tumor: np.ndarray, liver: np.ndarray) -> np.ndarray:
     return kept[components]
 
 
-def within(mask: np.ndarray, spacing: tuple[float, ...], reach_mm: float) -> np.ndarray:
-    """The voxels at most ``reach_mm`` (Euclidean, in mm; ``spacing`` is ``(di, dj, dk)``) from a voxel of ``mask``
-    ``[k, j, i]``; all False when ``mask`` is empty."""
-    if not mask.any():
-        return np.zeros(mask.shape, dtype=bool)
-    distance = ndimage.distance_transform_edt(~mask, sampling=(spacing[2], spacing[1], spacing[0]))
-    return distance <= reach_mm
+def within(mask: np.ndarray, candidates: np.ndarray, spacing: tuple[float, ...], reach_mm: float) -> np.ndarray:
+    """The voxels of ``candidates`` at most ``reach_mm`` (Euclidean, in mm; ``spacing`` is ``(di, dj, dk)``) from a
+    voxel of ``mask`` (both ``[k, j, i]``). The distances are computed only in the candidates' box widened by the
+    reach: a mask voxel within reach of a candidate lies in it."""
+    near = np.zeros(mask.shape, dtype=bool)
+    box = liver_box(candidates, spacing, reach_mm + max(spacing))
+    if box is None or not mask[box].any():
+        return near
+    distance = ndimage.distance_transform_edt(~mask[box], sampling=(spacing[2], spacing[1], spacing[0]))
+    near[box] = candidates[box] & (distance <= reach_mm)
+    return near
