@@ -109,12 +109,31 @@ def touching(tumor: np.ndarray, liver: np.ndarray) -> np.ndarray:
 
 def within(mask: np.ndarray, candidates: np.ndarray, spacing: tuple[float, ...], reach_mm: float) -> np.ndarray:
     """The voxels of ``candidates`` at most ``reach_mm`` (Euclidean, in mm; ``spacing`` is ``(di, dj, dk)``) from a
-    voxel of ``mask`` (both ``[k, j, i]``). The distances are computed only in the candidates' box widened by the
-    reach: a mask voxel within reach of a candidate lies in it."""
+    voxel of ``mask`` (both ``[k, j, i]``).
+
+    Exact, and light enough for a CT's own grid: the squared in-plane distance of every slice (2D transforms), then
+    for each candidate the nearest of those slices within reach, its in-plane distance combined with the slices'
+    step; only in the candidates' box widened by the reach (a mask voxel within reach of a candidate lies in it).
+    One 3D transform of a liver's box at 0.6 mm would take 0.4 GB.
+    """
     near = np.zeros(mask.shape, dtype=bool)
     box = liver_box(candidates, spacing, reach_mm + max(spacing))
     if box is None or not mask[box].any():
         return near
-    distance = ndimage.distance_transform_edt(~mask[box], sampling=(spacing[2], spacing[1], spacing[0]))
-    near[box] = candidates[box] & (distance <= reach_mm)
+    region, wanted = mask[box], candidates[box]
+    squared = np.full(region.shape, np.inf, dtype=np.float32)
+    for index, plane in enumerate(region):
+        if plane.any():
+            squared[index] = ndimage.distance_transform_edt(~plane, sampling=(spacing[1], spacing[0])) ** 2
+    ks, js, is_ = np.nonzero(wanted)
+    nearest = np.full(ks.size, np.inf, dtype=np.float32)
+    steps = int(reach_mm // spacing[2])
+    for offset in range(-steps, steps + 1):
+        source = ks + offset
+        valid = (source >= 0) & (source < len(region))
+        through = (offset * spacing[2]) ** 2
+        nearest[valid] = np.minimum(nearest[valid], squared[source[valid], js[valid], is_[valid]] + through)
+    found = np.zeros(region.shape, dtype=bool)
+    found[ks, js, is_] = nearest <= reach_mm ** 2
+    near[box] = found
     return near
