@@ -90,8 +90,8 @@ def add_tumors(hu: np.ndarray, liver_labels: np.ndarray, model: LoadedModel, spa
     if stage.get("tumors_beyond_liver", False):
         followed = touching(tumor_box, liver_box_mask)
         if stage.get("beyond_liver_mm") is not None:
-            followed &= within(liver_box_mask, followed & ~liver_box_mask, spacing, float(stage["beyond_liver_mm"]))
-            followed |= tumor_box & liver_box_mask
+            beyond = within(liver_box_mask, followed & ~liver_box_mask, spacing, float(stage["beyond_liver_mm"]))
+            followed = (tumor_box & liver_box_mask) | beyond
         labels_box[followed] = TUMOR
     else:
         labels_box[tumor_box & liver_box_mask] = TUMOR

@@ -227,6 +227,7 @@ def synthetic_case(path: Path, case_id: str, rng: np.random.Generator,
     for index, tissue_slice in enumerate(tissues):
         field[index] *= texture[tissue_slice]
     hu += field
+    del field  # before the body's background and its blobs: two more volumes
     field = body_background(tissues.shape, spacing, rng, float(means[_LIVER_TISSUE]))
     np.copyto(hu, field, where=tissues == _BODY)
     _draw_tumors(hu, labels, rng, prior)
