@@ -29,7 +29,6 @@ from LiverResUNetLib.datasets.cases import Case, CaseSource
 from LiverResUNetLib.datasets.ircadb import LIVER_MASK, is_tumor_mask
 from LiverResUNetLib.errors import input_error
 from LiverResUNetLib.training.config import SynthesisConfig
-from LiverResUNetLib.training.synthetic_thorax import add_thorax
 from LiverResUNetLib.training.synthesis import CONTRAST_HU, MASKS, label_maps, lesion_shift, mask_series, read_mask
 from LiverResUNetLib.volume import LIVER, TUMOR, Volume
 
@@ -220,10 +219,6 @@ def synthetic_case(path: Path, case_id: str, rng: np.random.Generator,
         InputError: naming the label map when it has no liver mask, or a structure whose grid differs.
     """
     tissues, labels, means, spacing = _tissue_map(path, rng, prior)
-    lung, heart = len(means), len(means) + 1
-    tissues, labels = add_thorax(tissues, labels, spacing, rng, body=_BODY, liver=_LIVER_TISSUE, lung=lung, heart=heart)
-    means = np.append(means, [rng.uniform(*_tissue("lungs")[0]),
-                              means[_LIVER_TISSUE] + rng.uniform(*LIVER_LIKE_HU)]).astype(np.float32)
     hu = means[tissues]
     texture = rng.uniform(*TEXTURE_HU, size=len(means)).astype(np.float32)
     texture[0] = 0.0
