@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from LiverResUNetLib.datasets.discovery import discover_cases
+from LiverResUNetLib.evaluation.metrics import overlap_metrics
 from LiverResUNetLib.inference.cascade import within
 from LiverResUNetLib.inference.predictor import predict_volume
 from LiverResUNetLib.model.model_file import load_model
+from LiverResUNetLib.volume import voxel_volume_ml
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -34,8 +36,10 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def dice(found: np.ndarray, reference: np.ndarray) -> float:
-    return float(2 * (found & reference).sum() / max(int(found.sum() + reference.sum()), 1))
+def dice(found: np.ndarray, reference: np.ndarray) -> float | None:
+    true = int(np.count_nonzero(found & reference))
+    false, missed = int(np.count_nonzero(found)) - true, int(np.count_nonzero(reference)) - true
+    return overlap_metrics(true, false, missed, 0)["dice"]
 
 
 def liver_errors(found: np.ndarray, reference: np.ndarray, spacing: tuple[float, ...], far_mm: float) -> dict:
@@ -44,7 +48,7 @@ def liver_errors(found: np.ndarray, reference: np.ndarray, spacing: tuple[float,
     false, missed = found & ~reference, reference & ~found
     distant = false & ~within(reference, false, spacing, far_mm)
     top = int(np.flatnonzero(reference.any(axis=(1, 2)))[-1])
-    millilitres = float(np.prod(spacing)) / 1000.0
+    millilitres = voxel_volume_ml(spacing)
     return {"liver_dice": dice(found, reference), "reference_ml": float(reference.sum()) * millilitres,
             "false_ml": float(false.sum()) * millilitres, "missed_ml": float(missed.sum()) * millilitres,
             "distant_false_ml": float(distant.sum()) * millilitres,
@@ -58,10 +62,13 @@ def main() -> None:
         model = load_model(model_path)
         for source in discover_cases(dataset):
             case = source.load()
+            if not (case.label.array > 0).any():
+                raise SystemExit(f"{dataset}: {case.case_id} has no reference liver to compare with")
             labels = predict_volume(case.image, model, device="cpu").array
             row = liver_errors(labels > 0, case.label.array > 0, case.image.spacing, args.far)
             print(json.dumps({"model": str(model_path), "case": case.case_id, "far_mm": args.far,
-                              **{key: round(value, 4) for key, value in row.items()}}), flush=True)
+                              **{key: None if value is None else round(value, 4) for key, value in row.items()}}),
+                  flush=True)
 
 
 if __name__ == "__main__":
