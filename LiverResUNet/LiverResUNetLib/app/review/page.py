@@ -34,7 +34,10 @@ from LiverResUNetLib.scene.surface_models import update_surface_models, vtk_warn
 WINDOW_PRESETS = (("Liver", 150.0, 90.0), ("Abdomen", 400.0, 50.0), ("Bone", 1800.0, 400.0),
                   ("Lung", 1500.0, -600.0))
 LAYOUT_ID = "review"
-STROKE_READ_DELAY_S = 0.1
+# After a stroke the views send a quick frame and, five frames later (trame-rca's still frame, 0.17 s at 30 frames/s),
+# a full-quality one; taking the stroke back (reading the labels, the lesion list, the recovery file) holds the event
+# loop for most of a second, so it starts once both are out. At 0.1 s the painted view waited for it (about 1 s).
+STROKE_READ_DELAY_S = 0.3
 SURFACES_DELAY_S = 1.0  # after an edit: the edit's slices and summary reach the browser first
 FIRST_SURFACES_DELAY_S = 3.0  # after a browser connects: its first slices come first
 KEYS_SCRIPT = """
