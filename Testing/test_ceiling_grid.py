@@ -6,25 +6,19 @@ masks land voxel for voxel where the package put them, and a mask on any other g
 the ceiling's own environment (TensorFlow): only the project's image IO, as here.
 """
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_script import load_benchmark
 
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.image_file import read_image, write_image
 from LiverResUNetLib.volume import Volume
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ceiling_pyliverlesionseg.py"
-
 
 @pytest.fixture(scope="module")
 def ceiling():
-    spec = importlib.util.spec_from_file_location("ceiling_pyliverlesionseg", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ceiling_pyliverlesionseg")
 
 
 @pytest.fixture

@@ -1,21 +1,14 @@
 """benchmarks/liver_errors.py splits a liver's false voxels into near (the boundary) and distant (another organ),
 and its oracle bound removes exactly the distant ones."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "liver_errors.py"
+from benchmark_script import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def liver_errors():
-    spec = importlib.util.spec_from_file_location("liver_errors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.liver_errors
+    return load_benchmark("liver_errors").liver_errors
 
 
 def test_distant_false_liver_is_told_from_the_boundary_and_counted_above_the_top(liver_errors):
