@@ -13,6 +13,7 @@ CT from a DICOMweb server (``remote``), that SEG is stored back into the CT's st
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -433,10 +434,14 @@ class ReviewCase:
         return self.output / RECOVERY_NAME
 
     def write_recovery(self) -> None:
+        """The working labels as an .npz (read back by ``np.load``), after every edit: compressed at zlib's fastest
+        level, about four times as fast as numpy's default for a CT's labels, as the page waits for it."""
+        arrays = {"key": np.array(self.key), "labels": self.labels.array, "accepted": np.array(self.accepted)}
         with atomic_path(self.recovery_path) as temporary:
-            with open(temporary, "wb") as stream:
-                np.savez_compressed(stream, key=np.array(self.key), labels=self.labels.array,
-                                    accepted=np.array(self.accepted))
+            with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                for name, array in arrays.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
 
     def recovery_available(self) -> bool:
         """Whether the output folder holds unsaved edits of this very case (same inputs) that differ from now."""
