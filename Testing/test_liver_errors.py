@@ -28,3 +28,31 @@ def test_distant_false_liver_is_told_from_the_boundary_and_counted_above_the_top
     true_positive = 800 - 160
     assert row["liver_dice"] == pytest.approx(2 * true_positive / (found.sum() + 800))
     assert row["liver_dice_without_distant_false"] == pytest.approx(2 * true_positive / (found.sum() - 108 + 800))
+
+
+def test_a_stored_label_map_is_scored_against_its_case_and_one_on_another_grid_is_refused(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """``--labels LABELS DATASET`` (e.g. the pretrained ceiling's label map) on the one case of a dataset."""
+    import json
+
+    from LiverResUNetLib.datasets.discovery import discover_cases
+    from LiverResUNetLib.datasets.prepare import prepare_dataset
+    from LiverResUNetLib.io.image_file import write_image
+    from LiverResUNetLib.phantom.ircadb_writer import write_cohort
+    from LiverResUNetLib.volume import Volume
+
+    dataset = prepare_dataset(write_cohort(tmp_path / "raw", 1, size=48, seed=0, slices=16), tmp_path / "dataset")
+    case = discover_cases(dataset)[0].load()
+    labels = case.label.array.copy()
+    labels[:2, :4, :4] = 1  # a distant false blob in a corner, far from the phantom's liver
+    stored = write_image(case.label.with_array(labels), tmp_path / "labels.nii.gz")
+    script = load_benchmark("liver_errors")
+    monkeypatch.setattr("sys.argv", ["liver_errors.py", "--labels", str(stored), str(dataset), "--far", "5"])
+    script.main()
+    row = json.loads(capsys.readouterr().out)
+    assert row["case"] == case.case_id and row["missed_ml"] == 0 and row["distant_false_ml"] > 0
+    assert row["liver_dice"] < 1.0 and row["liver_dice_without_distant_false"] == 1.0
+    other = write_image(Volume(labels[1:], case.label.spacing), tmp_path / "cropped.nii.gz")
+    monkeypatch.setattr("sys.argv", ["liver_errors.py", "--labels", str(other), str(dataset)])
+    with pytest.raises(SystemExit, match="cropped.nii.gz: grid"):
+        script.main()

@@ -9,8 +9,11 @@ reference): no post-processing rule that removes distant false liver can score h
 boundary and what the liver stage missed.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/liver_errors.py --pair MODEL DATASET [--pair MODEL DATASET ...] [--far 10]
-Prints one JSON line per model and case (voxel counts and mL). Nothing is written.
+    .venv/bin/python benchmarks/liver_errors.py --pair MODEL DATASET [--pair ...] [--labels LABELS DATASET ...]
+        [--far 10]
+``--labels`` scores a stored label map instead (e.g. the pretrained ceiling's, `ceiling_pyliverlesionseg.py`)
+against the one case of DATASET, on the same grid. Prints one JSON line per model or label map and case (mL).
+Nothing is written.
 """
 
 import argparse
@@ -19,18 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
+from LiverResUNetLib.datasets.cases import Case
 from LiverResUNetLib.datasets.discovery import discover_cases
 from LiverResUNetLib.evaluation.metrics import overlap_metrics
 from LiverResUNetLib.inference.cascade import within
 from LiverResUNetLib.inference.predictor import predict_volume
+from LiverResUNetLib.io.image_file import read_image
 from LiverResUNetLib.model.model_file import load_model
 from LiverResUNetLib.volume import voxel_volume_ml
 
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pair", nargs=2, action="append", required=True, metavar=("MODEL", "DATASET"),
+    parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("MODEL", "DATASET"),
                         type=Path, help="a model file and a prepared dataset it segments (repeatable)")
+    parser.add_argument("--labels", nargs=2, action="append", default=[], metavar=("LABELS", "DATASET"),
+                        type=Path, help="a stored label map and the prepared dataset of its one case (repeatable)")
     parser.add_argument("--far", type=float, default=10.0,
                         help="false liver farther than this (mm) from the reference liver counts as distant")
     return parser.parse_args()
@@ -58,17 +65,33 @@ def liver_errors(found: np.ndarray, reference: np.ndarray, spacing: tuple[float,
 
 def main() -> None:
     args = parse_arguments()
+    if not args.pair and not args.labels:
+        raise SystemExit("nothing to score: give --pair MODEL DATASET or --labels LABELS DATASET")
     for model_path, dataset in args.pair:
         model = load_model(model_path)
         for source in discover_cases(dataset):
             case = source.load()
-            if not (case.label.array > 0).any():
-                raise SystemExit(f"{dataset}: {case.case_id} has no reference liver to compare with")
-            labels = predict_volume(case.image, model, device="cpu").array
-            row = liver_errors(labels > 0, case.label.array > 0, case.image.spacing, args.far)
-            print(json.dumps({"model": str(model_path), "case": case.case_id, "far_mm": args.far,
-                              **{key: None if value is None else round(value, 4) for key, value in row.items()}}),
-                  flush=True)
+            report(model_path, case, predict_volume(case.image, model, device="cpu").array, args.far)
+    for labels_path, dataset in args.labels:
+        cases = discover_cases(dataset)
+        if len(cases) != 1:
+            raise SystemExit(f"{dataset}: holds {len(cases)} cases; --labels needs a dataset of one")
+        case = cases[0].load()
+        labels = read_image(labels_path).array
+        if labels.shape != case.label.array.shape:
+            raise SystemExit(f"{labels_path}: grid {labels.shape} is not the grid {case.label.array.shape} of "
+                             f"{case.case_id}")
+        report(labels_path, case, labels, args.far)
+
+
+def report(source: Path, case: Case, labels: np.ndarray, far_mm: float) -> None:
+    """One JSON line: ``labels`` (found by or stored at ``source``) against ``case``'s reference."""
+    if not (case.label.array > 0).any():
+        raise SystemExit(f"{case.case_id} has no reference liver to compare with")
+    row = liver_errors(labels > 0, case.label.array > 0, case.image.spacing, far_mm)
+    print(json.dumps({"source": str(source), "case": case.case_id, "far_mm": far_mm,
+                      **{key: None if value is None else round(value, 4) for key, value in row.items()}}),
+          flush=True)
 
 
 if __name__ == "__main__":
