@@ -6,7 +6,6 @@ masks land voxel for voxel where the package put them, and a mask on any other g
 the ceiling's own environment (TensorFlow): only the project's image IO, as here.
 """
 
-
 import numpy as np
 import pytest
 from benchmark_script import load_benchmark
