@@ -10,7 +10,7 @@ import slicer
 from LiverResUNetLib.app.review.case import ReviewCase
 from LiverResUNetLib.errors import InputError
 from LiverResUNetLib.io.image_file import write_image
-from LiverResUNetLib.lesion_review import grow_lesion, reject_lesion
+from LiverResUNetLib.lesion_review import grow_lesion, reject_lesion, review_summary
 from LiverResUNetLib.scene.segmentation_nodes import oriented_image, segment_mask, segmentation_to_labels
 from LiverResUNetLib.scene.volume_nodes import ijk_to_ras, node_to_volume
 from LiverResUNetLib.volume import Volume
@@ -84,6 +84,22 @@ def test_a_paint_stroke_is_taken_back_and_erasing_tumor_leaves_liver(tmp_path: P
     assert np.all(case.labels.array[4, 10:20, 10:22] == 1) and np.all(node_labels(case)[4, 10:20, 10:22] == 1)
     changed = case.labels.array != labels.array
     assert np.count_nonzero(changed) == 16 + 120
+
+
+def test_the_summary_and_rows_follow_every_edit(tmp_path: Path) -> None:
+    """They are measured once per edit and kept: after each edit, undo and redo they are those of the labels."""
+    case = open_case(tmp_path)
+    edits = (lambda: case.reject(2), case.undo, case.redo,
+             lambda: (stroke(case, "LiverTumor", (9, slice(30, 32), slice(50, 52)), 1),
+                      case.stroke_finished(erased_tumor=False)),
+             case.undo)
+    counts = []
+    for edit in edits:
+        edit()
+        assert case.summary() == review_summary(case.labels)
+        assert [row.number for row in case.lesion_rows()] == [lesion.number for lesion in case.summary().lesions]
+        counts.append(case.summary().tumor_count)
+    assert counts == [1, 2, 1, 2, 1]
 
 
 def test_every_edit_goes_to_the_recovery_file_and_a_new_session_resumes_it(tmp_path: Path) -> None:

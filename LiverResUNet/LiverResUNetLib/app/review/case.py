@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage
 
 from LiverResUNetLib.atomic import atomic_path
 from LiverResUNetLib.datasets.cases import Case
@@ -241,6 +242,8 @@ class ReviewCase:
         self.labels = self.original.with_array(self.original.array.copy())
         self.ct = node_to_volume(self.ct_node)
         self._original_lesions = lesion_map(self.original)  # the model's lesions, for each row's state
+        self._original_sizes = np.bincount(self._original_lesions.ravel())
+        self._measurement: tuple[Volume, ReviewSummary, tuple[LesionRow, ...]] | None = None
 
     @classmethod
     def open(cls, scene: Scene, ct: Path | str, segmentation_path: Path | None, output: Path,
@@ -291,19 +294,31 @@ class ReviewCase:
     # What the page shows
 
     def summary(self) -> ReviewSummary:
-        return review_summary(self.labels)
+        return self._measured()[0]
 
     def lesion_rows(self) -> list[LesionRow]:
         """The lesion list, largest first, with each lesion's state: found by the model and untouched, edited,
         or added by the reviewer."""
+        return list(self._measured()[1])
+
+    def _measured(self) -> tuple[ReviewSummary, tuple[LesionRow, ...]]:
+        """The summary and lesion rows of the current labels, measured once per edit: the page asks for them after
+        every edit and row click, and measuring a CT's labels takes a good part of a second."""
+        if self._measurement is None or self._measurement[0] is not self.labels:
+            summary = review_summary(self.labels)
+            self._measurement = (self.labels, summary, tuple(self._rows(summary)))
+        return self._measurement[1], self._measurement[2]
+
+    def _rows(self, summary: ReviewSummary) -> list[LesionRow]:
         numbered, original = lesion_map(self.labels), self._original_lesions
+        boxes = ndimage.find_objects(numbered)
         rows = []
-        for lesion in self.summary().lesions:
-            inside = numbered == lesion.number
-            was = original[inside]
+        for lesion in summary.lesions:
+            box = boxes[lesion.number - 1]
+            was = original[box][numbered[box] == lesion.number]
             if not was.any():
                 state = "added"
-            elif was.min() == was.max() and np.count_nonzero(original == was[0]) == was.size:
+            elif was.min() == was.max() and self._original_sizes[was[0]] == was.size:
                 state = "found"
             else:
                 state = "edited"
@@ -353,10 +368,12 @@ class ReviewCase:
         """Take back what a paint or erase stroke did to the node. Erasing tumor leaves liver, not background:
         the reviewer removed tumor, not organ."""
         stroked = segmentation_to_labels(self.segmentation_node, self.ct).array
-        after = stroked.copy()
+        after = stroked
         if erased_tumor:
+            after = stroked.copy()
             after[(self.labels.array == TUMOR) & (after == BACKGROUND)] = LIVER
-        write_label_changes(self.segmentation_node, self.labels.with_array(stroked), self.labels.with_array(after))
+            write_label_changes(self.segmentation_node, self.labels.with_array(stroked),
+                                self.labels.with_array(after))
         return self._record("erase" if erased_tumor else "paint", after)
 
     def _replay(self, edit: Edit, values: np.ndarray) -> None:
