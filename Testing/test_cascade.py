@@ -53,13 +53,13 @@ def test_one_train_writes_one_file_holding_both_stages(cascade_run):
     card = read_card(path)  # the JSON record: no torch, nothing unpickled
     stage = card["tumor_stage"]
     assert stage["preprocessing"]["pixel_size_mm"] == 3.0 and stage["preprocessing"]["liver_channel"] is True
-    assert stage["architecture"]["in_channels"] == 4 and stage["architecture"]["base_width"] == 8
+    assert stage["architecture"]["in_channels"] == 6 and stage["architecture"]["base_width"] == 8  # 5 slices, liver
     assert card["preprocessing"]["pixel_size_mm"] == 12.0 and "liver_channel" not in card["preprocessing"]
     assert stage["training"]["history"][-1]["steps"] == 10 and len(stage["training"]["history"]) == 4
     trained = stage["training"]["split"]["train"]  # each patient's liver box and two copies with pasted tumors
     assert "3Dircadb1.1" in trained and "3Dircadb1.1+synthetic2" in trained and len(trained) == 12
     model = load_model(path)
-    assert model.tumor_network is not None and model.tumor_network.stem.in_channels == 4
+    assert model.tumor_network is not None and model.tumor_network.stem.in_channels == 6
     assert "tumor stage: epoch 4/4" in result.stderr
     assert card["postprocessing"] == {"min_tumor_mm3": 200.0}  # the cascade's minimum lesion size
 

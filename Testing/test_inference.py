@@ -20,7 +20,7 @@ from LiverResUNetLib.volume import Volume
 
 ARCHITECTURE = {"name": "ResUNet", "in_channels": 3, "num_classes": 3, "base_width": 4, "depth": 3,
                 "max_width": 16, "stem_stride": 2}
-PARAMS = PreprocessingParams(input_size=32)
+PARAMS = PreprocessingParams(input_size=32, context_slices=1)  # the 3 slices ARCHITECTURE takes
 
 
 def tiny_model():

@@ -26,7 +26,7 @@ from LiverResUNetLib.volume import LABEL_NAMES
 
 ARCHITECTURE = {"name": "ResUNet", "in_channels": 3, "num_classes": 3, "base_width": 4, "depth": 3,
                 "max_width": 16, "stem_stride": 2}
-PARAMS = PreprocessingParams(input_size=32)
+PARAMS = PreprocessingParams(input_size=32, context_slices=1)  # the 3 slices ARCHITECTURE takes
 
 
 def tiny_model_file(path, architecture=ARCHITECTURE, **card):
@@ -124,7 +124,7 @@ def test_a_card_whose_preprocessing_does_not_fit_the_network_is_refused():
     with pytest.raises(ValueError, match="3 input channels but the preprocessing gives 5"):
         new_card(ARCHITECTURE, PreprocessingParams(input_size=32, context_slices=2))
     with pytest.raises(ValueError, match="input_size 36 is not a multiple of 8"):
-        new_card(ARCHITECTURE, PreprocessingParams(input_size=36))
+        new_card(ARCHITECTURE, PreprocessingParams(input_size=36, context_slices=1))
 
 
 class RunsCode:
@@ -213,7 +213,7 @@ def test_weights_of_another_depth_are_refused_naming_missing_parameters(tmp_path
     path = tmp_path / "model.pt"
     tiny_model_file(path)
     deeper = {**ARCHITECTURE, "depth": 4}
-    write_raw(path, content_with_card(path, new_card(deeper, PreprocessingParams(input_size=32))))
+    write_raw(path, content_with_card(path, new_card(deeper, PARAMS)))
     with pytest.raises(InputError, match=r"missing: encoder\.3\.norm1\.weight") as error:
         load_model(path)
     assert "and" in str(error.value) and "more" in str(error.value)

@@ -82,7 +82,7 @@ def test_gradients_reach_the_first_convolution():
 def test_build_network_follows_the_architecture_dict():
     network = build_network(default_architecture())
     assert isinstance(network, ResUNet)
-    assert network.stem.in_channels == PreprocessingParams().channels == 3
+    assert network.stem.in_channels == PreprocessingParams().channels == 5
     assert network.head.out_channels == 3
     assert len(network.encoder) == default_architecture()["depth"]
     assert PreprocessingParams().input_size % network.size_multiple == 0
@@ -102,8 +102,8 @@ def test_unknown_architectures_and_parameters_are_refused():
 def test_default_network_costs_at_most_2_gflop_per_slice():
     """The CPU target (a 512 x 512 x 129 CT in 10 s on 2 cores) rests on this budget; see benchmarks/."""
     network = build_network(default_architecture()).eval()
-    size = PreprocessingParams().input_size
+    params = PreprocessingParams()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        network(torch.rand(1, 3, size, size))
+        network(torch.rand(1, params.channels, params.input_size, params.input_size))
     assert 0.2e9 < counter.get_total_flops() <= 2.0e9  # the default (widths 8-128): 0.43 GFLOP
     assert sum(parameter.numel() for parameter in network.parameters()) < 5_000_000

@@ -92,7 +92,7 @@ def test_the_saved_config_trains_the_same_run_again(trained_run):
     _, out = trained_run
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["optimization"]["epochs"] == 6 and saved["preprocessing"]["input_size"] == 32
-    assert saved["runtime"]["threads"] == 1 and saved["network"]["in_channels"] == 3
+    assert saved["runtime"]["threads"] == 1 and saved["network"]["in_channels"] == 5
 
 
 @pytest.mark.parametrize("arguments, fragment", [

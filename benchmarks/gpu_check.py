@@ -118,11 +118,11 @@ def autocast_agreement(device: torch.device, slices: int | None) -> dict:
 def training_throughput(device: torch.device, size: int, batch: int, steps: int) -> dict:
     """Slices per second of training steps of the default network (after three warm-up steps)."""
     torch.manual_seed(0)
-    network = build_network(default_architecture() if size >= 256 else
-                            dict(default_architecture(), depth=3, base_width=8)).to(device)
+    architecture = default_architecture() if size >= 256 else dict(default_architecture(), depth=3, base_width=8)
+    network = build_network(architecture).to(device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
     loss_function = DiceCrossEntropyLoss()
-    images = torch.rand(batch, 3, size, size, device=device)
+    images = torch.rand(batch, architecture["in_channels"], size, size, device=device)
     labels = torch.randint(0, 3, (batch, size, size), device=device)
     mixed = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     elapsed = 0.0

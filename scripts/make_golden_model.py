@@ -1,9 +1,10 @@
 """Make the golden model and the label map it must produce (Testing/Data/golden/), through the real commands.
 
-A small ResUNet (base width 8, depth 4) trained for 500 steps of 96-pixel patches on a small phantom cohort (for tumors)
-plus the real fixture CT Testing/Data/totalsegmentator-example/ct_dicom with the liver of its TotalSegmentator
-label map (label 5, Apache-2.0, in the repository), with the default preprocessing (only the network is small),
-then `segment` on that fixture CT; it prints the map's liver Dice against that liver and its tumor voxels. A model
+A small cascade (both stages `train` makes; networks of base width 8, depth 4), its liver stage trained for 500
+steps of 96-pixel patches on a small phantom cohort (for tumors) plus the real fixture CT
+Testing/Data/totalsegmentator-example/ct_dicom with the liver of its TotalSegmentator label map (label 5, Apache-2.0,
+in the repository), with the default preprocessing (only the network is small), then `segment` on that fixture CT;
+it prints the map's liver Dice against that liver and its tumor voxels. A model
 trained on phantoms alone finds nothing in real CT, and an empty label map would pin nothing.
 Testing/test_golden.py runs the same `segment` with the committed model and compares its label map with the
 committed one, so a change in reading, preprocessing, the network or post-processing that moves the result fails.

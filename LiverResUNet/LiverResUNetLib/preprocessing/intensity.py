@@ -40,7 +40,8 @@ class PreprocessingParams:
             limited adaptive) or "none".
         clahe_clip: CLAHE clip limit (fraction of the histogram), used when equalization is "clahe".
         input_size: the network sees ``input_size`` x ``input_size`` pixels.
-        context_slices: neighbours on each side given as extra channels (2.5D); 0 feeds single slices.
+        context_slices: neighbours on each side given as extra channels (2.5D); 0 feeds single slices. Two
+            since 2026-12-07 (one before): on real CT its tumors beat one neighbour's (RESULTS_training.md).
         pixel_size_mm: slices are resampled to this pixel size (aspect ratio kept), then padded or cropped
             about their centre to the input size; None (models from before it existed) stretches every slice
             to the input size whatever its pixel size.
@@ -51,7 +52,7 @@ class PreprocessingParams:
     equalization: str = "interior"
     clahe_clip: float = 0.01
     input_size: int = 256
-    context_slices: int = 1
+    context_slices: int = 2
     pixel_size_mm: float | None = 1.5
     liver_channel: bool = False
 
