@@ -53,6 +53,9 @@ def test_a_stored_label_map_is_scored_against_its_case_and_one_on_another_grid_i
     assert row["case"] == case.case_id and row["missed_ml"] == 0 and row["distant_false_ml"] > 0
     assert row["liver_dice"] < 1.0 and row["liver_dice_without_distant_false"] == 1.0
     other = write_image(Volume(labels[1:], case.label.spacing), tmp_path / "cropped.nii.gz")
-    monkeypatch.setattr("sys.argv", ["liver_errors.py", "--labels", str(other), str(dataset)])
-    with pytest.raises(SystemExit, match="cropped.nii.gz: grid"):
-        script.main()
+    shifted = write_image(Volume(labels, case.label.spacing, tuple(c + 5.0 for c in case.label.origin),
+                                 case.label.direction), tmp_path / "shifted.nii.gz")  # the same shape, 5 mm away
+    for moved in (other, shifted):
+        monkeypatch.setattr("sys.argv", ["liver_errors.py", "--labels", str(moved), str(dataset)])
+        with pytest.raises(SystemExit, match=f"{moved.name}: grid"):
+            script.main()

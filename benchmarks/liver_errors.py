@@ -77,11 +77,11 @@ def main() -> None:
         if len(cases) != 1:
             raise SystemExit(f"{dataset}: holds {len(cases)} cases; --labels needs a dataset of one")
         case = cases[0].load()
-        labels = read_image(labels_path).array
-        if labels.shape != case.label.array.shape:
-            raise SystemExit(f"{labels_path}: grid {labels.shape} is not the grid {case.label.array.shape} of "
-                             f"{case.case_id}")
-        report(labels_path, case, labels, args.far)
+        labels = read_image(labels_path)
+        if not labels.same_grid(case.label):
+            raise SystemExit(f"{labels_path}: grid (shape {labels.shape}, voxel-to-patient mapping) is not the grid "
+                             f"of {case.case_id} (shape {case.label.shape})")
+        report(labels_path, case, labels.array, args.far)
 
 
 def report(source: Path, case: Case, labels: np.ndarray, far_mm: float) -> None:
